@@ -1,0 +1,16 @@
+from django.apps import AppConfig
+
+
+class FabricConfig(AppConfig):
+    name = "fabric"
+    verbose_name = "Fabric: stamps, clouds and virtual machines"
+
+    def ready(self) -> None:
+        from portal import jobs
+        from tenants import quotas
+
+        from .drivers import DriverError
+        from .quotas import VMCloudQuota
+
+        quotas.register(VMCloudQuota())
+        jobs.register_user_error(DriverError)

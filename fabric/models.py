@@ -1,0 +1,187 @@
+"""Fabric (stamps, clouds, catalog) mirrored from drivers, plan offers of VM clouds, and tenant VMs."""
+
+from __future__ import annotations
+
+import uuid
+
+from django.db import models
+from django.db.models import Q
+
+from .querysets import CloudQuerySet, VirtualMachineQuerySet
+
+
+class EndpointState(models.TextChoices):
+    SYNCING = "syncing", "Syncing"
+    READY = "ready", "Ready"
+    ERROR = "error", "Error"
+
+
+class FabricEndpoint(models.Model):
+    """A registered fabric (like an SPF endpoint): a driver and its settings. Its stamps, clouds
+    and catalog are read from the driver by a sync job."""
+
+    name = models.CharField(max_length=100, unique=True)
+    driver = models.CharField(max_length=200, help_text="Driver entry point name or dotted path")
+    settings = models.JSONField(default=dict, blank=True)
+    state = models.CharField(max_length=16, choices=EndpointState.choices, default=EndpointState.SYNCING)
+    last_error = models.TextField(blank=True)
+    last_synced_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Stamp(models.Model):
+    """A management stamp behind an endpoint (a VMM server behind SPF, a libvirt host...)."""
+
+    endpoint = models.ForeignKey(FabricEndpoint, on_delete=models.CASCADE, related_name="stamps")
+    external_id = models.CharField(max_length=200)
+    name = models.CharField(max_length=200)
+    version = models.CharField(max_length=50, blank=True)
+
+    class Meta:
+        ordering = ["name"]
+        constraints = [models.UniqueConstraint(fields=["endpoint", "external_id"], name="stamp_unique_external")]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Cloud(models.Model):
+    """A VM cloud on a stamp, with capacity and the fabric's last reported usage (None = unlimited)."""
+
+    stamp = models.ForeignKey(Stamp, on_delete=models.CASCADE, related_name="clouds")
+    external_id = models.CharField(max_length=200)
+    name = models.CharField(max_length=200)
+    vcpu_total = models.PositiveIntegerField(null=True, blank=True)
+    memory_mb_total = models.PositiveBigIntegerField(null=True, blank=True)
+    storage_gb_total = models.PositiveBigIntegerField(null=True, blank=True)
+    vms_total = models.PositiveIntegerField(null=True, blank=True)
+    vcpu_used = models.PositiveIntegerField(default=0)
+    memory_mb_used = models.PositiveBigIntegerField(default=0)
+    storage_gb_used = models.PositiveBigIntegerField(default=0)
+    vms_used = models.PositiveIntegerField(default=0)
+    usage_updated_at = models.DateTimeField(null=True, blank=True)
+
+    objects = CloudQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["name"]
+        constraints = [models.UniqueConstraint(fields=["stamp", "external_id"], name="cloud_unique_external")]
+
+    def __str__(self) -> str:
+        return self.name
+
+    def capacity_rows(self) -> list[tuple[str, int, int | None, str]]:
+        """(label, used, total, unit) for display."""
+        return [
+            ("vCPU", self.vcpu_used, self.vcpu_total, ""),
+            ("Memory", self.memory_mb_used, self.memory_mb_total, "MB"),
+            ("Storage", self.storage_gb_used, self.storage_gb_total, "GB"),
+            ("VMs", self.vms_used, self.vms_total, ""),
+        ]
+
+
+class HardwareProfile(models.Model):
+    """A VM size offered by an endpoint."""
+
+    endpoint = models.ForeignKey(FabricEndpoint, on_delete=models.CASCADE, related_name="hardware_profiles")
+    external_id = models.CharField(max_length=200)
+    name = models.CharField(max_length=100)
+    cpu = models.PositiveIntegerField()
+    memory_mb = models.PositiveIntegerField()
+
+    class Meta:
+        ordering = ["cpu", "memory_mb"]
+        constraints = [models.UniqueConstraint(fields=["endpoint", "external_id"], name="hwprofile_unique_external")]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.cpu} vCPU, {self.memory_mb / 1024:g} GB)"
+
+
+class VMTemplate(models.Model):
+    """An OS image a VM is created from."""
+
+    endpoint = models.ForeignKey(FabricEndpoint, on_delete=models.CASCADE, related_name="templates")
+    external_id = models.CharField(max_length=200)
+    name = models.CharField(max_length=200)
+    os_type = models.CharField(max_length=16)
+    disk_gb = models.PositiveIntegerField()
+
+    class Meta:
+        ordering = ["name"]
+        constraints = [models.UniqueConstraint(fields=["endpoint", "external_id"], name="template_unique_external")]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class VMCloudPlanService(models.Model):
+    """The VM cloud service of a plan: which cloud its subscribers use, and their quotas (None = unlimited)."""
+
+    plan = models.OneToOneField("tenants.Plan", on_delete=models.CASCADE, related_name="vm_cloud_service")
+    cloud = models.ForeignKey(Cloud, on_delete=models.PROTECT, related_name="plan_services")
+    max_vms = models.PositiveIntegerField(null=True, blank=True)
+    max_cores = models.PositiveIntegerField(null=True, blank=True)
+    max_memory_mb = models.PositiveIntegerField(null=True, blank=True)
+
+    def __str__(self) -> str:
+        return f"{self.plan} → {self.cloud}"
+
+
+class VMState(models.TextChoices):
+    CREATING = "creating", "Creating"
+    RUNNING = "running", "Running"
+    STOPPED = "stopped", "Stopped"
+    STARTING = "starting", "Starting"
+    STOPPING = "stopping", "Stopping"
+    RESTARTING = "restarting", "Restarting"
+    DELETING = "deleting", "Deleting"
+    FAILED = "failed", "Failed"
+    DELETED = "deleted", "Deleted"
+
+
+# States in which a job is acting on the VM: no other action may start.
+BUSY_VM_STATES = (VMState.CREATING, VMState.STARTING, VMState.STOPPING, VMState.RESTARTING, VMState.DELETING)
+
+
+class VirtualMachine(models.Model):
+    """A tenant's VM. Its `state` follows the jobs acting on it; cpu/memory are copied from the
+    hardware profile at creation so quotas count what was given even if the profile changes."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    subscription = models.ForeignKey("tenants.Subscription", on_delete=models.PROTECT, related_name="virtual_machines")
+    cloud = models.ForeignKey(Cloud, on_delete=models.PROTECT, related_name="virtual_machines")
+    name = models.CharField(max_length=64)
+    template = models.ForeignKey(VMTemplate, on_delete=models.PROTECT, related_name="+")
+    hardware_profile = models.ForeignKey(HardwareProfile, on_delete=models.PROTECT, related_name="+")
+    cpu = models.PositiveIntegerField()
+    memory_mb = models.PositiveIntegerField()
+    disk_gb = models.PositiveIntegerField()
+    admin_username = models.CharField(max_length=64)
+    state = models.CharField(max_length=16, choices=VMState.choices, default=VMState.CREATING)
+    fabric_id = models.CharField(max_length=200, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    objects = VirtualMachineQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-created_at"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["subscription", "name"], condition=~Q(state="deleted"), name="vm_unique_live_name"
+            )
+        ]
+        indexes = [models.Index(fields=["subscription", "state"])]
+
+    def __str__(self) -> str:
+        return self.name
+
+    @property
+    def is_busy(self) -> bool:
+        return self.state in BUSY_VM_STATES

@@ -1,0 +1,23 @@
+"""Tenant scoping for fabric objects, built on Subscription.objects.visible_to."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.db import models
+
+
+class CloudQuerySet(models.QuerySet):
+    def visible_to(self, user: Any) -> CloudQuerySet:
+        """Staff see all clouds; tenants see nothing of the fabric itself."""
+        if getattr(user, "is_authenticated", False) and user.is_staff:
+            return self.all()
+        return self.none()
+
+
+class VirtualMachineQuerySet(models.QuerySet):
+    def visible_to(self, user: Any) -> VirtualMachineQuerySet:
+        """VMs in subscriptions the user may see; deleted VMs are gone for everyone."""
+        from tenants.models import Subscription
+
+        return self.filter(subscription__in=Subscription.objects.visible_to(user)).exclude(state="deleted")

@@ -1,0 +1,44 @@
+"""The VM cloud service's quotas: virtual machines, vCPU cores and memory per subscription."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import TYPE_CHECKING
+
+from django.db.models import Count, Sum
+
+from tenants.quotas import QuotaService
+
+if TYPE_CHECKING:
+    from tenants.models import Subscription
+
+
+class VMCloudQuota(QuotaService):
+    name = "vm_cloud"
+    label = "virtual machines"
+    quotas = {
+        "vms": ("Virtual machines", ""),
+        "cores": ("vCPU cores", ""),
+        "memory_mb": ("Memory", "MB"),
+    }
+
+    def limits(self, subscription: Subscription) -> Mapping[str, int | None] | None:
+        from .models import VMCloudPlanService
+
+        service = VMCloudPlanService.objects.filter(plan_id=subscription.plan_id).first()
+        if service is None:
+            return None
+        return {"vms": service.max_vms, "cores": service.max_cores, "memory_mb": service.max_memory_mb}
+
+    def usage(self, subscription: Subscription) -> Mapping[str, int]:
+        """Every VM that isn't deleted counts, including ones being created or deleted."""
+        from .models import VirtualMachine, VMState
+
+        if subscription.pk is None:
+            return {"vms": 0, "cores": 0, "memory_mb": 0}
+        totals = (
+            VirtualMachine.objects.filter(subscription_id=subscription.pk)
+            .exclude(state=VMState.DELETED)
+            .aggregate(vms=Count("id"), cores=Sum("cpu"), memory_mb=Sum("memory_mb"))
+        )
+        return {key: int(value or 0) for key, value in totals.items()}

@@ -1,0 +1,69 @@
+"""Reads for the fabric and VMs. Tenant reads go through `visible_to`; none of these call a driver."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.db.models import Count, Prefetch, Q, QuerySet
+
+from portal.models import Job, JobState
+from tenants.models import Subscription
+
+from .models import (
+    Cloud,
+    FabricEndpoint,
+    HardwareProfile,
+    Stamp,
+    VirtualMachine,
+    VMCloudPlanService,
+    VMTemplate,
+)
+
+
+def endpoint_list() -> QuerySet[FabricEndpoint]:
+    """Endpoints with stamps and clouds prefetched (staff pages)."""
+    return FabricEndpoint.objects.prefetch_related(
+        Prefetch("stamps", queryset=Stamp.objects.prefetch_related("clouds"))
+    )
+
+
+def cloud_list(*, user: Any) -> QuerySet[Cloud]:
+    return (
+        Cloud.objects.visible_to(user)
+        .select_related("stamp__endpoint")
+        .annotate(portal_vm_count=Count("virtual_machines", filter=~Q(virtual_machines__state="deleted")))
+    )
+
+
+def vm_list(*, user: Any, subscription: Subscription | None = None) -> QuerySet[VirtualMachine]:
+    """VMs the user may see, newest first, with what a list row shows loaded in one query."""
+    qs = VirtualMachine.objects.visible_to(user).select_related("subscription", "template", "hardware_profile", "cloud")
+    if subscription is not None:
+        qs = qs.filter(subscription=subscription)
+    return qs
+
+
+def vm_get(*, user: Any, pk: Any) -> VirtualMachine:
+    """The VM, or VirtualMachine.DoesNotExist (answer 404) when the user may not see it."""
+    return vm_list(user=user).get(pk=pk)
+
+
+def vm_active_jobs(vms: list[VirtualMachine]) -> dict[str, Job]:
+    """The running or queued job of each VM that has one, in one query (for list rows)."""
+    ids = [str(vm.pk) for vm in vms]
+    jobs = Job.objects.filter(
+        target_type="fabric.virtualmachine", target_id__in=ids, state__in=[JobState.QUEUED, JobState.RUNNING]
+    ).order_by("created_at")
+    return {job.target_id: job for job in jobs}
+
+
+def vm_catalog(*, subscription: Subscription) -> tuple[QuerySet[VMTemplate], QuerySet[HardwareProfile]]:
+    """Templates and sizes a subscription can choose from: those of its plan's cloud's endpoint."""
+    offer = VMCloudPlanService.objects.select_related("cloud__stamp").filter(plan_id=subscription.plan_id).first()
+    if offer is None:
+        return VMTemplate.objects.none(), HardwareProfile.objects.none()
+    endpoint_id = offer.cloud.stamp.endpoint_id
+    return (
+        VMTemplate.objects.filter(endpoint_id=endpoint_id),
+        HardwareProfile.objects.filter(endpoint_id=endpoint_id),
+    )

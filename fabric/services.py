@@ -1,0 +1,269 @@
+"""Writes for the fabric: endpoints, plan offers of VM clouds, and tenant VMs.
+
+Every long action creates a job in the same transaction as the state change it starts; the
+fabric itself is only ever called from job handlers (fabric.jobs), never from a web request.
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+from django.utils.text import slugify
+
+from portal.exceptions import Conflict, NotAllowed
+from portal.jobs import job_create
+from portal.models import Job
+from tenants.models import Plan, Subscription, User
+from tenants.quotas import ServiceNotOffered, quota_check
+from tenants.services import subscription_lock, subscription_require_active
+
+from .drivers import CloudInfo, EndpointInfo, FabricDriver, available_drivers, driver_class, load_driver
+from .models import (
+    Cloud,
+    EndpointState,
+    FabricEndpoint,
+    HardwareProfile,
+    Stamp,
+    VirtualMachine,
+    VMCloudPlanService,
+    VMState,
+    VMTemplate,
+)
+from .validators import validate_admin_password, validate_admin_username, validate_vm_name
+
+# --- endpoints --------------------------------------------------------------------------------------
+
+
+def endpoint_driver(endpoint: FabricEndpoint) -> FabricDriver:
+    """The driver instance for an endpoint (cheap to build; drivers hold no open connections)."""
+    return load_driver(endpoint.driver, endpoint.settings)
+
+
+def endpoint_register(
+    *, name: str, driver: str, settings_: dict[str, Any] | None = None, created_by: User | None = None
+) -> tuple[FabricEndpoint, Job]:
+    """Register a fabric endpoint and start a job that reads its stamps, clouds and catalog.
+
+    The simulator gets a state file under CANOPY_SIMULATOR_DIR unless its settings name one.
+    """
+    name = name.strip()
+    if not name:
+        raise ValidationError({"name": "An endpoint needs a name."})
+    if FabricEndpoint.objects.filter(name__iexact=name).exists():
+        raise ValidationError({"name": f"An endpoint named '{name}' already exists."})
+    try:
+        cls = driver_class(driver)
+    except ImportError as exc:
+        choices = ", ".join(sorted(available_drivers()))
+        raise ValidationError({"driver": f"{exc} Available: {choices}."}) from exc
+    options = dict(settings_ or {})
+    if driver == "simulator" and not options.get("path"):
+        folder = settings.CANOPY_SIMULATOR_DIR
+        options["path"] = str(folder / f"{slugify(name) or 'endpoint'}-{uuid.uuid4().hex[:8]}.sqlite3")
+    try:
+        cls(options)
+    except Exception as exc:
+        raise ValidationError({"settings": f"The driver rejected these settings: {exc}"}) from exc
+    with transaction.atomic():
+        endpoint = FabricEndpoint.objects.create(name=name, driver=driver, settings=options)
+        job = job_create(kind="endpoint.sync", target=endpoint, created_by=created_by)
+    return endpoint, job
+
+
+def endpoint_sync(*, endpoint: FabricEndpoint, created_by: User | None = None) -> Job:
+    """Start a job that re-reads the endpoint's stamps, clouds, capacity and catalog."""
+    with transaction.atomic():
+        endpoint = FabricEndpoint.objects.select_for_update().get(pk=endpoint.pk)
+        if Job.objects.filter(
+            target_type="fabric.fabricendpoint", target_id=str(endpoint.pk), state__in=["queued", "running"]
+        ).exists():
+            raise Conflict(f"Endpoint '{endpoint}' is already being synchronized.")
+        endpoint.state = EndpointState.SYNCING
+        endpoint.save(update_fields=["state"])
+        return job_create(kind="endpoint.sync", target=endpoint, created_by=created_by)
+
+
+def endpoint_apply(*, endpoint: FabricEndpoint, info: EndpointInfo) -> None:
+    """Mirror what the driver reported into stamps, clouds and catalog (upsert by external id)."""
+    with transaction.atomic():
+        stamps = {}
+        for s in info.stamps:
+            stamps[s.id], _ = Stamp.objects.update_or_create(
+                endpoint=endpoint, external_id=s.id, defaults={"name": s.name, "version": s.version}
+            )
+        for c in info.clouds:
+            cloud, _ = Cloud.objects.update_or_create(
+                stamp=stamps[c.stamp_id], external_id=c.id, defaults={"name": c.name}
+            )
+            cloud_apply_usage(cloud=cloud, info=c)
+        for p in info.hardware_profiles:
+            HardwareProfile.objects.update_or_create(
+                endpoint=endpoint,
+                external_id=p.id,
+                defaults={"name": p.name, "cpu": p.cpu, "memory_mb": p.memory_mb},
+            )
+        for t in info.templates:
+            VMTemplate.objects.update_or_create(
+                endpoint=endpoint,
+                external_id=t.id,
+                defaults={"name": t.name, "os_type": t.os_type, "disk_gb": t.disk_gb},
+            )
+        endpoint.state = EndpointState.READY
+        endpoint.last_error = ""
+        endpoint.last_synced_at = timezone.now()
+        endpoint.save(update_fields=["state", "last_error", "last_synced_at"])
+
+
+def cloud_apply_usage(*, cloud: Cloud, info: CloudInfo) -> None:
+    """Store a cloud's capacity and usage as the fabric last reported them."""
+    cloud.vcpu_total, cloud.memory_mb_total = info.total.vcpu, info.total.memory_mb
+    cloud.storage_gb_total, cloud.vms_total = info.total.storage_gb, info.total.vms
+    cloud.vcpu_used, cloud.memory_mb_used = info.used.vcpu or 0, info.used.memory_mb or 0
+    cloud.storage_gb_used, cloud.vms_used = info.used.storage_gb or 0, info.used.vms or 0
+    cloud.usage_updated_at = timezone.now()
+    cloud.save()
+
+
+# --- plans ------------------------------------------------------------------------------------------
+
+
+def plan_vm_cloud_set(
+    *, plan: Plan, cloud: Cloud, max_vms: int | None, max_cores: int | None, max_memory_mb: int | None
+) -> VMCloudPlanService:
+    """Offer a VM cloud in a plan with these quotas (None = unlimited); replaces an earlier offer."""
+    for field, value in (("max_vms", max_vms), ("max_cores", max_cores), ("max_memory_mb", max_memory_mb)):
+        if value is not None and value < 0:
+            raise ValidationError({field: "A quota can't be negative."})
+    service, _ = VMCloudPlanService.objects.update_or_create(
+        plan=plan,
+        defaults={"cloud": cloud, "max_vms": max_vms, "max_cores": max_cores, "max_memory_mb": max_memory_mb},
+    )
+    return service
+
+
+# --- virtual machines ------------------------------------------------------------------------------
+
+
+def vm_create(
+    *,
+    subscription: Subscription,
+    name: str,
+    template: VMTemplate,
+    hardware_profile: HardwareProfile,
+    admin_password: str,
+    admin_username: str = "canopy",
+    start: bool = True,
+    created_by: User | None = None,
+) -> tuple[VirtualMachine, Job]:
+    """Quick-create a VM in the subscription's VM cloud and start the job that builds it.
+
+    Validates input (ValidationError with field errors), then, under the subscription's row lock,
+    checks the quotas (QuotaExceeded) counting VMs in flight, inserts the VM (state Creating) and
+    its job. The admin password travels encrypted on the job row only.
+    """
+    errors: dict[str, list[str]] = {}
+    for field, validator, value in (
+        ("name", validate_vm_name, name),
+        ("admin_password", validate_admin_password, admin_password),
+        ("admin_username", validate_admin_username, admin_username),
+    ):
+        try:
+            validator(value)
+        except ValidationError as exc:
+            errors[field] = exc.messages
+    if errors:
+        raise ValidationError(errors)
+
+    with transaction.atomic():
+        sub = subscription_lock(subscription.pk)
+        subscription_require_active(sub)
+        offer = VMCloudPlanService.objects.select_related("cloud__stamp").filter(plan_id=sub.plan_id).first()
+        if offer is None:
+            raise ServiceNotOffered(f"The plan of subscription '{sub}' does not offer virtual machines.")
+        cloud = offer.cloud
+        endpoint_id = cloud.stamp.endpoint_id
+        if template.endpoint_id != endpoint_id:
+            raise ValidationError({"template": "This template is not available in your plan's cloud."})
+        if hardware_profile.endpoint_id != endpoint_id:
+            raise ValidationError({"hardware_profile": "This size is not available in your plan's cloud."})
+        if VirtualMachine.objects.filter(subscription=sub, name__iexact=name).exclude(state=VMState.DELETED).exists():
+            raise ValidationError({"name": f"A virtual machine named '{name}' already exists in this subscription."})
+        quota_check(
+            subscription=sub,
+            service="vm_cloud",
+            request={"vms": 1, "cores": hardware_profile.cpu, "memory_mb": hardware_profile.memory_mb},
+        )
+        try:
+            with transaction.atomic():
+                vm = VirtualMachine.objects.create(
+                    subscription=sub,
+                    cloud=cloud,
+                    name=name,
+                    template=template,
+                    hardware_profile=hardware_profile,
+                    cpu=hardware_profile.cpu,
+                    memory_mb=hardware_profile.memory_mb,
+                    disk_gb=template.disk_gb,
+                    admin_username=admin_username,
+                    state=VMState.CREATING,
+                )
+        except IntegrityError as exc:
+            raise ValidationError({"name": f"A virtual machine named '{name}' already exists."}) from exc
+        job = job_create(
+            kind="vm.create",
+            target=vm,
+            subscription=sub,
+            created_by=created_by,
+            params={"start": start},
+            secret=admin_password,
+        )
+    return vm, job
+
+
+# action -> (states it is allowed in, transitional state, job kind)
+VM_ACTIONS: dict[str, tuple[tuple[str, ...], str, str]] = {
+    "start": ((VMState.STOPPED,), VMState.STARTING, "vm.start"),
+    "stop": ((VMState.RUNNING,), VMState.STOPPING, "vm.stop"),
+    "shutdown": ((VMState.RUNNING,), VMState.STOPPING, "vm.shutdown"),
+    "restart": ((VMState.RUNNING,), VMState.RESTARTING, "vm.restart"),
+    "delete": ((VMState.RUNNING, VMState.STOPPED, VMState.FAILED), VMState.DELETING, "vm.delete"),
+}
+
+
+def vm_allowed_actions(vm: VirtualMachine) -> list[str]:
+    """Actions the VM's state allows now (what the pages enable and the API accepts)."""
+    return [action for action, (states, _, _) in VM_ACTIONS.items() if vm.state in states]
+
+
+def vm_action(*, vm: VirtualMachine, action: str, created_by: User | None = None) -> Job:
+    """Start a power action or deletion as a job. Raises NotAllowed if the VM's state forbids it.
+
+    The VM row is locked so two clicks can't start two jobs; its state becomes the transitional
+    one (Starting, Stopping, Deleting...) until the job ends.
+    """
+    if action not in VM_ACTIONS:
+        raise ValidationError({"action": f"Unknown action '{action}'."})
+    allowed_states, busy_state, kind = VM_ACTIONS[action]
+    with transaction.atomic():
+        locked = VirtualMachine.objects.select_for_update().select_related("subscription").get(pk=vm.pk)
+        if action != "delete":
+            subscription_require_active(locked.subscription)
+        if locked.state not in allowed_states:
+            raise NotAllowed(f"Can't {action} '{locked.name}' while it is {locked.get_state_display().lower()}.")
+        previous = locked.state
+        locked.state = busy_state
+        locked.save(update_fields=["state", "updated_at"])
+        job = job_create(
+            kind=kind,
+            target=locked,
+            subscription=locked.subscription,
+            created_by=created_by,
+            params={"previous_state": previous},
+        )
+    vm.state = busy_state
+    return job

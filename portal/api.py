@@ -1,0 +1,86 @@
+"""API conventions shared by both sites: one error body, one pagination, 202 + job URL for long work.
+
+Every 4xx answers ``{"code": ..., "message": ..., "fields": {field: [messages]}}``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.core.exceptions import ObjectDoesNotExist, PermissionDenied
+from django.core.exceptions import ValidationError as DjangoValidationError
+from django.http import Http404
+from rest_framework import exceptions, status
+from rest_framework.pagination import PageNumberPagination
+from rest_framework.response import Response
+from rest_framework.views import exception_handler as drf_exception_handler
+
+from portal.exceptions import ServiceError
+
+
+class Pagination(PageNumberPagination):
+    page_size = 50
+    page_size_query_param = "page_size"
+    max_page_size = 200
+
+
+def _fields(detail: Any) -> dict[str, list[str]]:
+    if isinstance(detail, dict):
+        out: dict[str, list[str]] = {}
+        for key, value in detail.items():
+            if isinstance(value, list):
+                out[key] = [str(v) for v in value]
+            elif isinstance(value, dict):
+                for sub, msgs in _fields(value).items():
+                    out[f"{key}.{sub}"] = msgs
+            else:
+                out[key] = [str(value)]
+        return out
+    return {}
+
+
+def error_body(code: str, message: str, fields: dict[str, list[str]] | None = None) -> dict[str, Any]:
+    return {"code": code, "message": message, "fields": fields or {}}
+
+
+def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
+    """Translate service errors and Django's ValidationError; give every 4xx the same body."""
+    if isinstance(exc, ServiceError):
+        fields = {exc.field: [exc.message]} if exc.field else {}
+        return Response(error_body(exc.code, exc.message, fields), status=exc.status)
+    if isinstance(exc, DjangoValidationError):
+        if hasattr(exc, "error_dict"):
+            fields = {k: [str(m) for e in v for m in e.messages] for k, v in exc.error_dict.items()}
+        else:
+            fields = {"non_field_errors": exc.messages}
+        return Response(
+            error_body("invalid", "The request has invalid fields.", fields),
+            status=status.HTTP_400_BAD_REQUEST,
+        )
+    if isinstance(exc, ObjectDoesNotExist):
+        exc = Http404()
+    if isinstance(exc, PermissionDenied):
+        exc = exceptions.PermissionDenied()
+    response = drf_exception_handler(exc, context)
+    if response is None:
+        return None
+    if isinstance(exc, exceptions.ValidationError):
+        fields = (
+            _fields(exc.detail) if isinstance(exc.detail, dict) else {"non_field_errors": [str(d) for d in exc.detail]}
+        )
+        response.data = error_body("invalid", "The request has invalid fields.", fields)
+    elif isinstance(exc, exceptions.APIException):
+        detail = exc.detail
+        message = str(detail.get("detail", detail)) if isinstance(detail, dict) else str(detail)
+        code = exc.get_codes()
+        response.data = error_body(code if isinstance(code, str) else exc.default_code, message)
+    else:  # Http404 mapped by DRF
+        response.data = error_body("not_found", "Not found.")
+    return response
+
+
+def accepted(job: Any, request: Any, *, job_url: str, body: dict[str, Any] | None = None) -> Response:
+    """202 Accepted for long work: the job's URL in Location and in the body."""
+    url = request.build_absolute_uri(job_url)
+    data = {"job": {"id": str(job.pk), "url": url, "state": job.state}, **(body or {})}
+    return Response(data, status=status.HTTP_202_ACCEPTED, headers={"Location": url})

@@ -1,0 +1,76 @@
+"""Provisioning jobs: one model and one framework (portal.jobs) for all long-running work."""
+
+from __future__ import annotations
+
+import uuid
+
+from django.conf import settings
+from django.db import models
+
+
+class JobState(models.TextChoices):
+    QUEUED = "queued", "Queued"
+    RUNNING = "running", "Running"
+    SUCCEEDED = "succeeded", "Succeeded"
+    FAILED = "failed", "Failed"
+    CANCELLED = "cancelled", "Cancelled"
+
+
+FINISHED_JOB_STATES = (JobState.SUCCEEDED, JobState.FAILED, JobState.CANCELLED)
+
+
+class Job(models.Model):
+    """A unit of long-running work on one resource, run by a Celery worker.
+
+    Created in the same transaction as the resource change it carries out and sent to the broker
+    on commit. `attempts` is the fencing token: each claim increments it and every write of a run
+    is conditional on it, so a worker that lost its claim can't overwrite a newer run.
+    """
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    kind = models.CharField(max_length=64)
+    target_type = models.CharField(max_length=64, help_text="app_label.model of the resource")
+    target_id = models.CharField(max_length=64)
+    target_name = models.CharField(max_length=200, blank=True)
+    subscription = models.ForeignKey(
+        "tenants.Subscription", null=True, blank=True, on_delete=models.CASCADE, related_name="jobs"
+    )
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    state = models.CharField(max_length=16, choices=JobState.choices, default=JobState.QUEUED)
+    percent = models.PositiveSmallIntegerField(default=0)
+    step = models.CharField(max_length=200, blank=True, help_text="the step in progress")
+    steps = models.JSONField(default=list, blank=True, help_text="step log: name, state, times, message")
+    error = models.TextField(blank=True)
+    params = models.JSONField(default=dict, blank=True)
+    # Fernet token of a secret the job needs (e.g. a VM's admin password); wiped when the job ends.
+    secret = models.TextField(blank=True)
+    attempts = models.PositiveIntegerField(default=0)
+    max_attempts = models.PositiveIntegerField(default=3)
+    heartbeat = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    dispatched_at = models.DateTimeField(null=True, blank=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        indexes = [
+            models.Index(fields=["target_type", "target_id"]),
+            models.Index(fields=["state", "heartbeat"]),
+            models.Index(fields=["subscription", "-created_at"]),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.kind} {self.target_name or self.target_id} ({self.state})"
+
+    @property
+    def is_finished(self) -> bool:
+        return self.state in FINISHED_JOB_STATES
+
+    @property
+    def label(self) -> str:
+        from portal.jobs import job_label
+
+        return job_label(self)

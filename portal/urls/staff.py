@@ -1,0 +1,25 @@
+"""The admin portal's URLs. Pages under the `staff` namespace, the API under `staff-api`."""
+
+from django.urls import include, path
+
+from portal.views import auth, jobs
+
+pages = [
+    path("", include("portal.views.staff_urls")),
+    path("fabric/", include("fabric.urls.staff")),
+    path("", include("tenants.urls.staff")),
+]
+
+api = [
+    path("", include("portal.api_urls")),
+    path("", include("fabric.api.staff_urls")),
+    path("", include("tenants.api.staff_urls")),
+]
+
+urlpatterns = [
+    path("login/", auth.SignInView.as_view(), name="login"),
+    path("logout/", auth.sign_out, name="logout"),
+    path("jobs/<uuid:pk>/status/", jobs.job_status, name="job-status"),
+    path("api/v1/", include((api, "staff-api"))),
+    path("", include((pages, "staff"))),
+]

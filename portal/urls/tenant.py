@@ -1,0 +1,26 @@
+"""The tenant portal's URLs. No staff module is included, so no staff URL resolves here."""
+
+from django.urls import include, path
+
+from portal.views import auth, jobs
+
+pages = [
+    path("", include("portal.views.tenant_urls")),
+    path("", include("tenants.urls.tenant")),
+    path("vms/", include("fabric.urls.tenant")),
+]
+
+api = [
+    path("", include("portal.api_urls")),
+    path("", include("fabric.api.tenant_urls")),
+    path("", include("tenants.api.tenant_urls")),
+]
+
+urlpatterns = [
+    path("login/", auth.SignInView.as_view(), name="login"),
+    path("logout/", auth.sign_out, name="logout"),
+    path("jobs/<uuid:pk>/status/", jobs.job_status, name="job-status"),
+    path("signup/", auth.SignUpView.as_view(), name="signup"),
+    path("api/v1/", include((api, "tenant-api"))),
+    path("", include((pages, "tenant"))),
+]

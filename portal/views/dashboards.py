@@ -1,0 +1,43 @@
+"""Overview pages and job lists of both sites."""
+
+from django.contrib.auth.decorators import login_required
+from django.core.paginator import Paginator
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import render
+
+from fabric.selectors import cloud_list, vm_list
+from portal.selectors import job_list
+from tenants.selectors import plan_list, subscription_list
+
+
+@login_required
+def staff_dashboard(request: HttpRequest) -> HttpResponse:
+    return render(
+        request,
+        "staff/dashboard.html",
+        {
+            "clouds": cloud_list(user=request.user),
+            "plans": plan_list(user=request.user)[:10],
+            "jobs": job_list(user=request.user)[:10],
+        },
+    )
+
+
+@login_required
+def tenant_dashboard(request: HttpRequest) -> HttpResponse:
+    subscriptions = list(subscription_list(user=request.user))
+    return render(
+        request,
+        "tenant/dashboard.html",
+        {
+            "subscriptions": subscriptions,
+            "vms": vm_list(user=request.user)[:10],
+            "jobs": job_list(user=request.user)[:10],
+        },
+    )
+
+
+@login_required
+def jobs(request: HttpRequest) -> HttpResponse:
+    page = Paginator(job_list(user=request.user), 50).get_page(request.GET.get("page"))
+    return render(request, "components/job_list_page.html", {"page": page, "jobs": page.object_list})

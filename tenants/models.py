@@ -1,0 +1,116 @@
+"""Accounts, hosting plans and subscriptions.
+
+Which services a plan offers (and their quotas) is defined by the app that owns the service
+(e.g. fabric.VMCloudPlanService), registered with tenants.quotas, so this app knows none of them.
+"""
+
+from __future__ import annotations
+
+import uuid
+
+from django.contrib.auth.models import AbstractBaseUser, BaseUserManager, PermissionsMixin
+from django.db import models
+from django.utils import timezone
+
+from .querysets import PlanQuerySet, SubscriptionQuerySet
+
+
+class UserManager(BaseUserManager["User"]):
+    use_in_migrations = True
+
+    def create_user(self, email: str, password: str | None = None, **extra: object) -> User:
+        if not email:
+            raise ValueError("an email address is required")
+        user = self.model(email=self.normalize_email(email).lower(), **extra)
+        user.set_password(password)
+        user.save(using=self._db)
+        return user
+
+    def create_superuser(self, email: str, password: str | None = None, **extra: object) -> User:
+        extra.setdefault("is_staff", True)
+        extra.setdefault("is_superuser", True)
+        return self.create_user(email, password, **extra)
+
+
+class User(AbstractBaseUser, PermissionsMixin):
+    """An account, signed in by email. `is_staff` accounts use the admin portal, others the tenant portal."""
+
+    email = models.EmailField(unique=True)
+    full_name = models.CharField(max_length=150, blank=True)
+    is_staff = models.BooleanField(default=False, help_text="Provider staff (admin portal) account")
+    is_active = models.BooleanField(default=True)
+    date_joined = models.DateTimeField(default=timezone.now)
+
+    objects = UserManager()
+
+    USERNAME_FIELD = "email"
+    EMAIL_FIELD = "email"
+    REQUIRED_FIELDS: list[str] = []
+
+    class Meta:
+        ordering = ["email"]
+
+    def __str__(self) -> str:
+        return self.email
+
+    def get_full_name(self) -> str:
+        return self.full_name or self.email
+
+    def get_short_name(self) -> str:
+        return self.full_name.split(" ")[0] if self.full_name else self.email
+
+
+class PlanState(models.TextChoices):
+    PRIVATE = "private", "Private"
+    PUBLIC = "public", "Public"
+    DECOMMISSIONED = "decommissioned", "Decommissioned"
+
+
+class Plan(models.Model):
+    """A hosting plan: the services a tenant gets and their quotas. Tenants subscribe to public plans."""
+
+    name = models.CharField(max_length=100, unique=True)
+    description = models.TextField(blank=True)
+    state = models.CharField(max_length=16, choices=PlanState.choices, default=PlanState.PRIVATE)
+    max_subscriptions_per_account = models.PositiveIntegerField(
+        default=1, help_text="How many subscriptions to this plan one account may hold"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    objects = PlanQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class SubscriptionState(models.TextChoices):
+    ACTIVE = "active", "Active"
+    SUSPENDED = "suspended", "Suspended"
+    DELETED = "deleted", "Deleted"
+
+
+class Subscription(models.Model):
+    """A tenant account's subscription to a plan; every tenant resource belongs to one.
+
+    The row is also the lock that serializes quota checks: services lock it (select_for_update)
+    before counting usage and inserting a resource.
+    """
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    name = models.CharField(max_length=100)
+    owner = models.ForeignKey(User, on_delete=models.PROTECT, related_name="subscriptions")
+    plan = models.ForeignKey(Plan, on_delete=models.PROTECT, related_name="subscriptions")
+    state = models.CharField(max_length=16, choices=SubscriptionState.choices, default=SubscriptionState.ACTIVE)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    objects = SubscriptionQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["created_at"]
+        indexes = [models.Index(fields=["owner", "state"])]
+
+    def __str__(self) -> str:
+        return self.name

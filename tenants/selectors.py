@@ -1,0 +1,25 @@
+"""Reads for plans and subscriptions, scoped through `visible_to`."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.db.models import Count, Q, QuerySet
+
+from .models import Plan, Subscription, SubscriptionState
+
+
+def plan_list(*, user: Any) -> QuerySet[Plan]:
+    """Plans the user may see, with their live subscriber count (deleted subscriptions excluded)."""
+    return Plan.objects.visible_to(user).annotate(
+        subscriber_count=Count("subscriptions", filter=~Q(subscriptions__state=SubscriptionState.DELETED))
+    )
+
+
+def subscription_list(*, user: Any) -> QuerySet[Subscription]:
+    return Subscription.objects.visible_to(user).select_related("plan", "owner")
+
+
+def subscription_get(*, user: Any, pk: Any) -> Subscription:
+    """The subscription, or Subscription.DoesNotExist (a 404) if the user may not see it."""
+    return subscription_list(user=user).get(pk=pk)

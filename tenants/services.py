@@ -1,0 +1,87 @@
+"""Writes for accounts, plans and subscriptions. Pages and the API call these, never the ORM directly."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.contrib.auth.password_validation import validate_password
+from django.core.exceptions import ValidationError
+from django.db import IntegrityError, transaction
+
+from portal.exceptions import Conflict, NotAllowed
+from tenants import quotas
+
+from .models import Plan, PlanState, Subscription, SubscriptionState, User
+
+
+def account_create(*, email: str, password: str, full_name: str = "", is_staff: bool = False) -> User:
+    """Create an account. Raises ValidationError (field errors) for a taken email or weak password."""
+    email = User.objects.normalize_email(email).strip().lower()
+    if User.objects.filter(email__iexact=email).exists():
+        raise ValidationError({"email": "An account with this email address already exists."})
+    candidate = User(email=email, full_name=full_name, is_staff=is_staff)
+    try:
+        validate_password(password, user=candidate)
+    except ValidationError as exc:
+        raise ValidationError({"password": exc.messages}) from exc
+    try:
+        with transaction.atomic():
+            return User.objects.create_user(email, password, full_name=full_name, is_staff=is_staff)
+    except IntegrityError as exc:
+        raise ValidationError({"email": "An account with this email address already exists."}) from exc
+
+
+def plan_create(*, name: str, description: str = "", max_subscriptions_per_account: int = 1) -> Plan:
+    """Create a private plan; services are added by their apps, then it is made public."""
+    name = name.strip()
+    if not name:
+        raise ValidationError({"name": "A plan needs a name."})
+    if Plan.objects.filter(name__iexact=name).exists():
+        raise ValidationError({"name": f"A plan named '{name}' already exists."})
+    return Plan.objects.create(
+        name=name, description=description, max_subscriptions_per_account=max_subscriptions_per_account
+    )
+
+
+def plan_set_state(*, plan: Plan, state: str) -> Plan:
+    """Move a plan between private, public and decommissioned. A plan offering nothing can't go public."""
+    if state not in PlanState.values:
+        raise ValidationError({"state": f"Unknown plan state '{state}'."})
+    if state == PlanState.PUBLIC and not plan_offers_any_service(plan):
+        raise NotAllowed("Add at least one service to the plan before making it public.")
+    plan.state = state
+    plan.save(update_fields=["state"])
+    return plan
+
+
+def plan_offers_any_service(plan: Plan) -> bool:
+    """True if any registered service (VM clouds, ...) is part of the plan."""
+    probe = Subscription(plan=plan)
+    return any(svc.limits(probe) is not None for svc in quotas.quota_services())
+
+
+def subscription_create(*, owner: User, plan: Plan, name: str = "") -> Subscription:
+    """Subscribe `owner` to a public plan (staff may subscribe anyone to any non-decommissioned plan)."""
+    if owner.is_staff:
+        raise NotAllowed("Staff accounts can't hold subscriptions.")
+    with transaction.atomic():
+        plan = Plan.objects.select_for_update().get(pk=plan.pk)
+        if plan.state != PlanState.PUBLIC:
+            raise NotAllowed(f"The plan '{plan}' is not open for subscription.")
+        held = Subscription.objects.filter(owner=owner, plan=plan).exclude(state=SubscriptionState.DELETED)
+        if held.count() >= plan.max_subscriptions_per_account:
+            raise Conflict(
+                f"You already hold {plan.max_subscriptions_per_account} subscription(s) to '{plan}', "
+                "the most this plan allows."
+            )
+        return Subscription.objects.create(owner=owner, plan=plan, name=(name.strip() or plan.name))
+
+
+def subscription_lock(subscription_id: Any) -> Subscription:
+    """Lock a subscription row for the rest of the transaction: quota checks count under this lock."""
+    return Subscription.objects.select_for_update().select_related("plan").get(pk=subscription_id)
+
+
+def subscription_require_active(subscription: Subscription) -> None:
+    if subscription.state != SubscriptionState.ACTIVE:
+        raise NotAllowed(f"Subscription '{subscription}' is {subscription.get_state_display().lower()}.")

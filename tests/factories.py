@@ -1,0 +1,85 @@
+"""Test data built through the same services the portals use, so tests exercise real rules."""
+
+from __future__ import annotations
+
+import itertools
+from pathlib import Path
+from typing import Any
+
+import factory
+
+from fabric.models import Cloud, FabricEndpoint, HardwareProfile, VMTemplate
+from fabric.services import endpoint_register, plan_vm_cloud_set
+from portal.jobs import job_execute
+from portal.models import Job, JobState
+from tenants.models import Plan, PlanState, Subscription, User
+from tenants.services import plan_create, plan_set_state, subscription_create
+
+PASSWORD = "Test-Pass-123"
+VM_PASSWORD = "Vm-Passw0rd!"
+_seq = itertools.count(1)
+
+
+class UserFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = User
+        skip_postgeneration_save = True
+
+    email = factory.Sequence(lambda n: f"user{n}@example.test")
+    full_name = factory.Faker("name")
+    is_staff = False
+    password = factory.PostGenerationMethodCall("set_password", PASSWORD)
+
+    @factory.post_generation
+    def _save(obj, create, extracted, **kwargs):
+        if create:
+            obj.save()
+
+
+def make_endpoint(tmp_path: Path, *, name: str | None = None, settings: dict[str, Any] | None = None) -> FabricEndpoint:
+    """A simulator endpoint with zero latency, synchronized in-process."""
+    options = {"path": str(tmp_path / f"sim-{next(_seq)}.sqlite3"), "latency": 0, **(settings or {})}
+    endpoint, job = endpoint_register(name=name or f"Sim {next(_seq)}", driver="simulator", settings_=options)
+    job_execute(str(job.pk))
+    endpoint.refresh_from_db()
+    return endpoint
+
+
+def make_plan(
+    endpoint: FabricEndpoint,
+    *,
+    cloud_name: str = "Gold",
+    max_vms: int | None = 10,
+    max_cores: int | None = 16,
+    max_memory_mb: int | None = 32768,
+    public: bool = True,
+) -> Plan:
+    plan = plan_create(name=f"Plan {next(_seq)}")
+    cloud = Cloud.objects.get(stamp__endpoint=endpoint, name=cloud_name)
+    plan_vm_cloud_set(plan=plan, cloud=cloud, max_vms=max_vms, max_cores=max_cores, max_memory_mb=max_memory_mb)
+    if public:
+        plan_set_state(plan=plan, state=PlanState.PUBLIC)
+    return plan
+
+
+def make_subscription(owner: User, plan: Plan) -> Subscription:
+    return subscription_create(owner=owner, plan=plan)
+
+
+def catalog(endpoint: FabricEndpoint) -> tuple[VMTemplate, HardwareProfile]:
+    """The endpoint's Ubuntu template and Small size."""
+    return (
+        VMTemplate.objects.get(endpoint=endpoint, external_id="tpl-ubuntu-2404"),
+        HardwareProfile.objects.get(endpoint=endpoint, name="Small"),
+    )
+
+
+def run_queued_jobs() -> int:
+    """Run every queued job in this process (what a worker would do); returns how many ran."""
+    count = 0
+    while True:
+        job = Job.objects.filter(state=JobState.QUEUED).order_by("created_at").first()
+        if job is None:
+            return count
+        job_execute(str(job.pk))
+        count += 1
