@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from django.db import models
 
+if TYPE_CHECKING:
+    from .models import Cloud, VirtualMachine
 
-class CloudQuerySet(models.QuerySet):
+
+class CloudQuerySet(models.QuerySet["Cloud"]):
     def visible_to(self, user: Any) -> CloudQuerySet:
         """Staff see all clouds; tenants see nothing of the fabric itself."""
         if getattr(user, "is_authenticated", False) and user.is_staff:
@@ -15,7 +18,7 @@ class CloudQuerySet(models.QuerySet):
         return self.none()
 
 
-class VirtualMachineQuerySet(models.QuerySet):
+class VirtualMachineQuerySet(models.QuerySet["VirtualMachine"]):
     def visible_to(self, user: Any) -> VirtualMachineQuerySet:
         """VMs in subscriptions the user may see; deleted VMs are gone for everyone."""
         from tenants.models import Subscription

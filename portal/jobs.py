@@ -26,6 +26,7 @@ import traceback
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any, ClassVar, TypeVar
 
 from django.conf import settings
@@ -154,7 +155,7 @@ def job_dispatch(job_id: str) -> None:
 
 
 def _stale_before() -> Any:
-    return _now() - timezone.timedelta(seconds=settings.CANOPY_JOB_STALE_SECONDS)
+    return _now() - timedelta(seconds=settings.CANOPY_JOB_STALE_SECONDS)
 
 
 def job_claim(job_id: str) -> Job | None:
@@ -357,7 +358,7 @@ def job_sweep(*, send: Callable[[str], None] | None = None) -> SweepResult:
             logger.warning("job %s: worker lost (heartbeat %s); re-queueing", job.pk, job.heartbeat)
             send(str(job.pk))
             result.requeued += 1
-    lost_before = now - timezone.timedelta(seconds=settings.CANOPY_JOB_REQUEUE_SECONDS)
+    lost_before = now - timedelta(seconds=settings.CANOPY_JOB_REQUEUE_SECONDS)
     lost = Job.objects.filter(state=JobState.QUEUED).filter(
         Q(dispatched_at__lt=lost_before) | Q(dispatched_at__isnull=True, created_at__lt=lost_before)
     )

@@ -5,12 +5,15 @@ Views and viewsets start from these querysets; an object outside them answers 40
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from django.db import models
 
+if TYPE_CHECKING:
+    from .models import Plan, Subscription
 
-class PlanQuerySet(models.QuerySet):
+
+class PlanQuerySet(models.QuerySet["Plan"]):
     def visible_to(self, user: Any) -> PlanQuerySet:
         """Staff see every plan; tenants see public plans (private plans by invitation: roadmap)."""
         if not getattr(user, "is_authenticated", False):
@@ -20,7 +23,7 @@ class PlanQuerySet(models.QuerySet):
         return self.filter(state="public")
 
 
-class SubscriptionQuerySet(models.QuerySet):
+class SubscriptionQuerySet(models.QuerySet["Subscription"]):
     def visible_to(self, user: Any) -> SubscriptionQuerySet:
         """Staff see all subscriptions; a tenant sees the ones it owns that aren't deleted."""
         if not getattr(user, "is_authenticated", False):

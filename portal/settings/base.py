@@ -97,7 +97,7 @@ WSGI_APPLICATION = "portal.wsgi.application"
 def _database() -> dict:
     url = os.environ.get("DATABASE_URL")
     if url:
-        return dj_database_url.parse(url, conn_max_age=60, conn_health_checks=True)
+        return dict(dj_database_url.parse(url, conn_max_age=60, conn_health_checks=True))
     # Several processes write one SQLite file: IMMEDIATE transactions take the write lock up front
     # (so select_for_update-style read-then-write can't deadlock) and WAL lets readers go on.
     return {
