@@ -125,9 +125,12 @@ class VMDelete(JobHandler):
     def run(self, ctx: JobContext) -> None:
         vm = _vm(ctx.job)
         driver = endpoint_driver(vm.cloud.stamp.endpoint)
-        with ctx.step("Turn off and delete the virtual machine on the fabric", done_percent=85):
-            with contextlib.suppress(NotFound):  # already gone: deleting is idempotent
-                driver.delete_vm(str(vm.pk))
+        # A VM already gone from the fabric is fine: deleting is idempotent.
+        with (
+            ctx.step("Turn off and delete the virtual machine on the fabric", done_percent=85),
+            contextlib.suppress(NotFound),
+        ):
+            driver.delete_vm(str(vm.pk))
         with ctx.step("Update cloud usage", done_percent=95):
             _refresh_cloud(ctx, vm)
 

@@ -240,7 +240,8 @@ class JobContext:
         steps = list(self.job.steps)
         entry = {"name": name, "state": "running", "attempt": self.attempt, "started": _now().isoformat()}
         steps.append(entry)
-        self._write(steps=steps, step=name)
+        # Move the bar as soon as work starts, so a long first step doesn't look stuck at 0%.
+        self._write(steps=steps, step=name, percent=max(self.job.percent, 5))
         try:
             yield
         except JobLost:
