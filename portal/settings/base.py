@@ -155,6 +155,8 @@ else:
     # Longer than the longest job: Redis redelivers unacked messages after this, and the claim in
     # portal.jobs drops a redelivery of a job that is still running with a fresh heartbeat.
     CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 6 * 3600}
+# A queue name per deployment (or per test run): workers started with `-Q` consume only their own.
+CELERY_TASK_DEFAULT_QUEUE = os.environ.get("CANOPY_CELERY_QUEUE", "celery")
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
