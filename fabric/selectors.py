@@ -67,3 +67,30 @@ def vm_catalog(*, subscription: Subscription) -> tuple[QuerySet[VMTemplate], Que
         VMTemplate.objects.filter(endpoint_id=endpoint_id),
         HardwareProfile.objects.filter(endpoint_id=endpoint_id),
     )
+
+
+def endpoint_get(*, pk: Any) -> FabricEndpoint:
+    """One endpoint with its stamps, clouds and catalog prefetched (staff detail page).
+
+    Raises FabricEndpoint.DoesNotExist (answer 404)."""
+    return endpoint_list().prefetch_related("hardware_profiles", "templates").get(pk=pk)
+
+
+def endpoint_last_job(endpoint: FabricEndpoint) -> Job | None:
+    """The endpoint's most recent job (its sync), so its page can show the progress."""
+    return (
+        Job.objects.filter(target_type="fabric.fabricendpoint", target_id=str(endpoint.pk))
+        .order_by("-created_at")
+        .first()
+    )
+
+
+def subscription_vm_counts(subscriptions: list[Subscription]) -> dict[Any, int]:
+    """Live (not deleted) VM count of each subscription, in one query (for list rows)."""
+    rows = (
+        VirtualMachine.objects.filter(subscription__in=[s.pk for s in subscriptions])
+        .exclude(state="deleted")
+        .values("subscription_id")
+        .annotate(n=Count("pk"))
+    )
+    return {row["subscription_id"]: row["n"] for row in rows}

@@ -6,7 +6,7 @@ from typing import Any
 
 from django.db.models import Count, Q, QuerySet
 
-from .models import Plan, Subscription, SubscriptionState
+from .models import Plan, Subscription, SubscriptionState, User
 
 
 def plan_list(*, user: Any) -> QuerySet[Plan]:
@@ -23,3 +23,12 @@ def subscription_list(*, user: Any) -> QuerySet[Subscription]:
 def subscription_get(*, user: Any, pk: Any) -> Subscription:
     """The subscription, or Subscription.DoesNotExist (a 404) if the user may not see it."""
     return subscription_list(user=user).get(pk=pk)
+
+
+def account_list(*, user: Any) -> QuerySet[User]:
+    """Tenant accounts with their live subscription count; staff only (others see none)."""
+    if not (getattr(user, "is_authenticated", False) and user.is_staff):
+        return User.objects.none()
+    return User.objects.filter(is_staff=False).annotate(
+        subscription_count=Count("subscriptions", filter=~Q(subscriptions__state=SubscriptionState.DELETED))
+    )

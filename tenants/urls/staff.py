@@ -1,1 +1,14 @@
-urlpatterns: list = []
+"""Admin portal pages of plans, accounts and subscriptions (namespace `staff`)."""
+
+from django.urls import path
+
+from tenants.views import staff
+
+urlpatterns = [
+    path("plans/", staff.plan_list_page, name="plans"),
+    path("plans/new/", staff.plan_create_page, name="plan-create"),
+    path("plans/<int:pk>/", staff.plan_detail, name="plan"),
+    path("plans/<int:pk>/state/", staff.plan_state_page, name="plan-state"),
+    path("accounts/", staff.account_list_page, name="accounts"),
+    path("subscriptions/", staff.subscription_list_page, name="subscriptions"),
+]

@@ -1,0 +1,149 @@
+"""Admin portal pages of plans, tenant accounts and subscriptions.
+
+A plan's page also edits its VM cloud service (fabric.services.plan_vm_cloud_set): in the admin
+portal a plan is one page with all its services, as in Azure Pack.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from django.contrib import messages
+from django.contrib.auth.decorators import user_passes_test
+from django.core.exceptions import ObjectDoesNotExist, ValidationError
+from django.core.paginator import Paginator
+from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django.views.decorators.http import require_http_methods, require_POST
+
+from fabric.forms_staff import PlanVMCloudForm
+from fabric.selectors import cloud_list, subscription_vm_counts
+from fabric.services import plan_vm_cloud_set
+from portal.exceptions import ServiceError
+from portal.forms import apply_service_error
+from tenants.forms_staff import PlanCreateForm
+from tenants.models import Plan, PlanState
+from tenants.selectors import account_list, plan_list, subscription_list
+from tenants.services import plan_create, plan_set_state
+
+# Second lock behind the site's sign-in rule (only staff accounts sign in to the admin portal).
+staff_required: Callable[..., Any] = user_passes_test(lambda u: u.is_authenticated and u.is_staff)
+
+PAGE_SIZE = 50
+# (target state, button label, button class) of the plan state actions.
+PLAN_STATE_ACTIONS = [
+    (PlanState.PUBLIC, "Make public", "btn"),
+    (PlanState.PRIVATE, "Make private", "btn btn-secondary"),
+    (PlanState.DECOMMISSIONED, "Decommission", "btn btn-danger"),
+]
+
+
+def _plans(request: HttpRequest) -> Any:
+    return plan_list(user=request.user).select_related("vm_cloud_service__cloud__stamp__endpoint")
+
+
+def _with_vm_counts(subscriptions: Any) -> list:
+    rows = list(subscriptions)
+    counts = subscription_vm_counts(rows)
+    for sub in rows:
+        sub.vm_count = counts.get(sub.pk, 0)
+    return rows
+
+
+@staff_required
+def plan_list_page(request: HttpRequest) -> HttpResponse:
+    page = Paginator(_plans(request), PAGE_SIZE).get_page(request.GET.get("page"))
+    return render(request, "staff/tenants/plan_list.html", {"page": page, "plans": page.object_list})
+
+
+@staff_required
+@require_http_methods(["GET", "POST"])
+def plan_create_page(request: HttpRequest) -> HttpResponse:
+    form = PlanCreateForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        try:
+            plan = plan_create(**form.cleaned_data)
+        except (ValidationError, ServiceError) as exc:
+            apply_service_error(form, exc)
+        else:
+            messages.success(request, f"Plan '{plan}' created. Add a service, then make it public.")
+            return redirect("staff:plan", pk=plan.pk)
+    return render(request, "staff/tenants/plan_form.html", {"form": form})
+
+
+@staff_required
+@require_http_methods(["GET", "POST"])
+def plan_detail(request: HttpRequest, pk: int) -> HttpResponse:
+    """The plan with its VM cloud service form (POST saves it), state actions and subscriptions."""
+    try:
+        plan = _plans(request).get(pk=pk)
+    except Plan.DoesNotExist as exc:
+        raise Http404 from exc
+    try:
+        service = plan.vm_cloud_service
+    except ObjectDoesNotExist:
+        service = None
+    initial = {}
+    if service is not None:
+        initial = {
+            "cloud": service.cloud_id,
+            "max_vms": service.max_vms,
+            "max_cores": service.max_cores,
+            "max_memory_mb": service.max_memory_mb,
+        }
+    clouds = cloud_list(user=request.user)
+    form = PlanVMCloudForm(request.POST or None, initial=initial, clouds=clouds)
+    if request.method == "POST" and form.is_valid():
+        try:
+            plan_vm_cloud_set(plan=plan, **form.cleaned_data)
+        except (ValidationError, ServiceError) as exc:
+            apply_service_error(form, exc)
+        else:
+            messages.success(request, f"VM cloud service of '{plan}' saved.")
+            return redirect("staff:plan", pk=plan.pk)
+    subs = subscription_list(user=request.user).filter(plan=plan)
+    page = Paginator(subs, PAGE_SIZE).get_page(request.GET.get("page"))
+    context = {
+        "plan": plan,
+        "service": service,
+        "form": form,
+        "state_actions": [a for a in PLAN_STATE_ACTIONS if a[0] != plan.state],
+        "page": page,
+        "subscriptions": _with_vm_counts(page.object_list),
+    }
+    return render(request, "staff/tenants/plan_detail.html", context)
+
+
+@staff_required
+@require_POST
+def plan_state_page(request: HttpRequest, pk: int) -> HttpResponse:
+    try:
+        plan = plan_list(user=request.user).get(pk=pk)
+    except Plan.DoesNotExist as exc:
+        raise Http404 from exc
+    try:
+        plan_set_state(plan=plan, state=request.POST.get("state", ""))
+    except ServiceError as exc:
+        messages.error(request, exc.message)
+    except ValidationError as exc:
+        messages.error(request, " ".join(exc.messages))
+    else:
+        messages.success(request, f"Plan '{plan}' is now {plan.get_state_display().lower()}.")
+    return redirect("staff:plan", pk=plan.pk)
+
+
+@staff_required
+def account_list_page(request: HttpRequest) -> HttpResponse:
+    page = Paginator(account_list(user=request.user), PAGE_SIZE).get_page(request.GET.get("page"))
+    return render(request, "staff/tenants/account_list.html", {"page": page, "accounts": page.object_list})
+
+
+@staff_required
+def subscription_list_page(request: HttpRequest) -> HttpResponse:
+    page = Paginator(subscription_list(user=request.user), PAGE_SIZE).get_page(request.GET.get("page"))
+    return render(
+        request,
+        "staff/tenants/subscription_list.html",
+        {"page": page, "subscriptions": _with_vm_counts(page.object_list)},
+    )
