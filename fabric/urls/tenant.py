@@ -1,1 +1,14 @@
-urlpatterns: list = []
+"""Tenant VM pages, mounted at vms/ in the tenant site's `tenant` namespace."""
+
+from django.urls import path
+
+from fabric.views import tenant as views
+
+urlpatterns = [
+    path("", views.vm_list_page, name="vms"),
+    path("new/", views.vm_create_page, name="vm-create"),
+    path("<uuid:pk>/", views.vm_detail, name="vm"),
+    path("<uuid:pk>/row/", views.vm_row, name="vm-row"),
+    path("<uuid:pk>/delete/", views.vm_delete_confirm, name="vm-delete"),
+    path("<uuid:pk>/actions/<slug:action>/", views.vm_action_view, name="vm-action"),
+]

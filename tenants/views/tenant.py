@@ -1,0 +1,70 @@
+"""The tenant portal's plan catalog and subscriptions. Rules live in tenants.services / selectors."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.core.exceptions import ValidationError
+from django.core.paginator import Paginator
+from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django.views.decorators.http import require_POST
+
+from portal.exceptions import ServiceError
+from tenants.models import Plan, Subscription
+from tenants.quotas import Quota, quota_list, quota_services
+from tenants.selectors import plan_list, subscription_list
+from tenants.services import subscription_create
+
+
+def _plan_offer(plan: Plan) -> list[Quota]:
+    """The limits a subscription to `plan` would get, for every service the plan offers (no usage)."""
+    probe = Subscription(plan=plan)
+    offer = []
+    for svc in quota_services():
+        limits = svc.limits(probe)
+        if limits is not None:
+            offer += [
+                Quota(svc.name, key, label, limits.get(key), 0, unit) for key, (label, unit) in svc.quotas.items()
+            ]
+    return offer
+
+
+@login_required
+def plans(request: HttpRequest) -> HttpResponse:
+    """Public plans as cards with what each offers. Limits are read through the quota registry, so
+    every service a plan offers shows without this page knowing it (one query per plan and service)."""
+    page = Paginator(plan_list(user=request.user).order_by("name"), 50).get_page(request.GET.get("page"))
+    held = set(subscription_list(user=request.user).values_list("plan_id", flat=True))
+    cards = [{"plan": plan, "quotas": _plan_offer(plan), "held": plan.pk in held} for plan in page.object_list]
+    return render(request, "tenant/tenants/plans.html", {"page": page, "cards": cards})
+
+
+@login_required
+@require_POST
+def plan_subscribe(request: HttpRequest, pk: int) -> HttpResponse:
+    try:
+        plan = plan_list(user=request.user).get(pk=pk)
+    except Plan.DoesNotExist as exc:
+        raise Http404("No such plan.") from exc
+    try:
+        subscription = subscription_create(owner=request.user, plan=plan)
+    except ServiceError as exc:
+        messages.error(request, exc.message)
+    except ValidationError as exc:
+        messages.error(request, " ".join(exc.messages))
+    else:
+        messages.success(request, f"You are subscribed to '{plan.name}' as '{subscription.name}'.")
+        return redirect("tenant:subscriptions")
+    return redirect("tenant:plans")
+
+
+@login_required
+def subscriptions(request: HttpRequest) -> HttpResponse:
+    """The user's subscriptions with quota use; quota_list costs two queries per row, and a tenant
+    holds few subscriptions (pinned in tests)."""
+    page = Paginator(subscription_list(user=request.user), 50).get_page(request.GET.get("page"))
+    rows: list[dict[str, Any]] = [{"subscription": sub, "quotas": quota_list(sub)} for sub in page.object_list]
+    return render(request, "tenant/tenants/subscriptions.html", {"page": page, "rows": rows})
