@@ -1,0 +1,163 @@
+"""Child processes for tests that run real workers and web servers against the test database.
+
+Used by tests/integration (Celery workers) and tests/e2e (both sites and a worker). Children run in
+their own session so killing the group takes their pool or worker children too.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+import pytest
+from django.conf import settings
+from django.db import connection
+
+BASE_DIR = Path(settings.BASE_DIR)
+
+
+def require_postgres_and_redis() -> None:
+    if connection.vendor != "postgresql":
+        pytest.skip("worker tests need PostgreSQL (DATABASE_URL); run them with scripts/canopy-test")
+    if not str(settings.CELERY_BROKER_URL).startswith("redis"):
+        pytest.skip("worker tests need Redis (CELERY_BROKER_URL=redis://...); run them with scripts/canopy-test")
+
+
+def database_url() -> str:
+    """DATABASE_URL of the test database this process uses, for child processes."""
+    db = connection.settings_dict
+    user = quote(db.get("USER") or "", safe="")
+    password = quote(db.get("PASSWORD") or "", safe="")
+    auth = f"{user}:{password}@" if password else (f"{user}@" if user else "")
+    host = db.get("HOST") or "127.0.0.1"
+    port = f":{db['PORT']}" if db.get("PORT") else ""
+    return f"postgres://{auth}{host}{port}/{quote(db['NAME'], safe='')}"
+
+
+def child_env(*, queue: str, data_dir: Path, **extra: str) -> dict[str, str]:
+    """Environment for a child process that must see this test's database, broker queue and keys."""
+    env = {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "portal.settings.test",
+        "DATABASE_URL": database_url(),
+        "CELERY_BROKER_URL": str(settings.CELERY_BROKER_URL),
+        "CANOPY_CELERY_QUEUE": queue,
+        "CANOPY_DATA_DIR": str(data_dir),
+        # Job secrets are encrypted with a key derived from SECRET_KEY: the child needs the same.
+        "DJANGO_SECRET_KEY": settings.SECRET_KEY,
+        "CANOPY_SECRET_KEYS": ",".join(settings.CANOPY_SECRET_KEYS),
+        "CANOPY_JOB_HEARTBEAT_SECONDS": str(settings.CANOPY_JOB_HEARTBEAT_SECONDS),
+        "CANOPY_JOB_STALE_SECONDS": str(settings.CANOPY_JOB_STALE_SECONDS),
+        "CANOPY_JOB_REQUEUE_SECONDS": str(settings.CANOPY_JOB_REQUEUE_SECONDS),
+        "PYTHONUNBUFFERED": "1",
+    }
+    env.update(extra)
+    return env
+
+
+def wait_for(predicate: Callable[[], Any], *, timeout: float = 30, interval: float = 0.2, what: str = "") -> Any:
+    """Poll until `predicate()` is truthy; return its value, or fail the test after `timeout`."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            pytest.fail(f"timed out after {timeout}s waiting for {what or predicate}")
+        time.sleep(interval)
+
+
+class Process:
+    """A child process in its own session, logging to a file; killed with its whole group."""
+
+    def __init__(self, name: str, argv: list[str], env: dict[str, str], log_path: Path) -> None:
+        self.name, self.argv, self.env, self.log_path = name, argv, env, log_path
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> Process:
+        with open(self.log_path, "ab") as log:
+            self.proc = subprocess.Popen(
+                self.argv, env=self.env, cwd=BASE_DIR, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+            )
+        return self
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+    def wait_for_log(self, text: str, *, timeout: float = 30) -> None:
+        def seen() -> bool:
+            if text in self.log():
+                return True
+            if self.proc is not None and self.proc.poll() is not None:
+                pytest.fail(f"{self.name} exited with {self.proc.returncode}:\n{self.log()[-4000:]}")
+            return False
+
+        try:
+            wait_for(seen, timeout=timeout, what=f"{self.name} to log {text!r}")
+        except pytest.fail.Exception:
+            print(self.log()[-4000:])
+            raise
+
+    def signal(self, sig: int) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.proc.pid, sig)
+
+    def kill(self) -> None:
+        """SIGKILL the whole group (main process and its pool children), as a crash would."""
+        self.signal(signal.SIGKILL)
+        if self.proc is not None:
+            self.proc.wait(timeout=10)
+            self._reap_group()
+
+    def stop(self) -> None:
+        if self.proc is None:
+            return
+        self.signal(signal.SIGCONT)
+        self.signal(signal.SIGTERM)
+        try:
+            self.proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.signal(signal.SIGKILL)
+            self.proc.wait(timeout=10)
+        self._reap_group()
+
+    def _reap_group(self) -> None:
+        # Children of the group (e.g. a prefork pool process) may outlive the main process.
+        assert self.proc is not None
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(self.proc.pid, signal.SIGKILL)
+
+
+def worker_process(name: str, *, queue: str, data_dir: Path, log_dir: Path) -> Process:
+    argv = [
+        sys.executable,
+        "-m",
+        "celery",
+        "-A",
+        "portal",
+        "worker",
+        "--pool",
+        "prefork",
+        "--concurrency",
+        "1",
+        "-Q",
+        queue,
+        "-n",
+        f"{name}-{uuid.uuid4().hex[:6]}@%h",
+        "--without-mingle",
+        "--without-gossip",
+        "--without-heartbeat",
+        "-l",
+        "info",
+    ]
+    return Process(name, argv, child_env(queue=queue, data_dir=data_dir), log_dir / f"{name}.log")

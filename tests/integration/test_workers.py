@@ -1,0 +1,155 @@
+"""Jobs run by real Celery workers: crashes, frozen workers, lost messages and exhausted retries.
+
+What a provider would notice if the job framework were wrong: a VM stuck in Creating forever, a VM
+built twice on the fabric (billed twice, capacity taken twice), or a VM shown Running that isn't.
+"""
+
+from __future__ import annotations
+
+import signal
+import time
+from datetime import timedelta
+
+import pytest
+from django.utils import timezone
+
+from fabric.models import VirtualMachine, VMState
+from portal import jobs
+from portal.models import Job, JobState
+from tests.integration.processes import wait_for
+
+pytestmark = [pytest.mark.worker, pytest.mark.django_db(transaction=True)]
+
+CREATE_LATENCY = {"create_vm": 4}
+
+
+def finished(job: Job, timeout: float = 40) -> Job:
+    return wait_for(
+        lambda: (j := Job.objects.get(pk=job.pk)).is_finished and j, timeout=timeout, what=f"job {job.pk} to end"
+    )
+
+
+def provisioning(world, vm, job) -> None:
+    """Wait until a worker runs the job and the fabric holds the VM half-built."""
+    wait_for(
+        lambda: Job.objects.get(pk=job.pk).state == JobState.RUNNING and world.fabric_vm_states(vm) == ["provisioning"],
+        what="the VM to be provisioning on the fabric",
+    )
+
+
+def sweep_until(field: str, timeout: float = 20) -> jobs.SweepResult:
+    """Run the sweeper (what beat does every 15 s) until it acts on a stale or lost job."""
+    return wait_for(
+        lambda: (r := jobs.job_sweep()) and getattr(r, field) and r, timeout=timeout, what=f"the sweeper to {field}"
+    )
+
+
+def test_quick_create_is_built_by_a_real_worker(make_world, start_worker):
+    world = make_world()
+    start_worker()
+    vm, job = world.quick_create()
+
+    job = finished(job)
+    vm.refresh_from_db()
+    assert (job.state, job.percent, job.attempts, job.error) == (JobState.SUCCEEDED, 100, 1, "")
+    assert vm.state == VMState.RUNNING and vm.fabric_id.startswith("sim-vm-")
+    assert [s["state"] for s in job.steps] == ["done", "done"]
+    assert job.steps[0]["name"] == "Create the virtual machine on the fabric"
+    assert job.secret == ""  # the admin password is gone once the job ends
+    assert world.fabric_vm_states(vm) == ["running"]
+
+
+def test_a_worker_killed_mid_job_is_recovered_without_a_second_vm(make_world, start_worker):
+    world = make_world(latency=CREATE_LATENCY)
+    first = start_worker("first")
+    vm, job = world.quick_create()
+    provisioning(world, vm, job)
+
+    first.kill()  # SIGKILL: no cleanup, the message stays unacknowledged, the heartbeat stops
+    assert Job.objects.get(pk=job.pk).state == JobState.RUNNING
+    start_worker("second")
+    assert sweep_until("requeued").requeued == 1
+
+    job = finished(job)
+    vm.refresh_from_db()
+    assert (job.state, job.attempts, vm.state) == (JobState.SUCCEEDED, 2, VMState.RUNNING)
+    assert world.fabric_vm_states(vm) == ["running"]
+    assert len(world.driver.list_vms()) == 1
+    assert world.driver.operation_count("vm_created") == 1
+
+
+def test_a_zombie_attempt_cannot_write_after_it_was_replaced(make_world, celery_queue):
+    world = make_world()
+    _, job = world.quick_create()
+    first = jobs.job_claim(str(job.pk))
+    assert first is not None and first.attempts == 1
+    zombie = jobs.JobContext(job=first, attempt=first.attempts)
+    Job.objects.filter(pk=job.pk).update(heartbeat=timezone.now() - timedelta(minutes=5))
+    second = jobs.job_claim(str(job.pk))
+    assert second is not None and second.attempts == 2
+    jobs.JobContext(job=second, attempt=2).progress(40, "attempt two")
+
+    with pytest.raises(jobs.JobLost):
+        zombie.progress(90, "zombie")
+    with pytest.raises(jobs.JobLost), zombie.guarded():
+        VirtualMachine.objects.filter(pk=job.target_id).update(state=VMState.FAILED)
+
+    job.refresh_from_db()
+    assert (job.attempts, job.percent, job.step, job.state) == (2, 40, "attempt two", JobState.RUNNING)
+    assert VirtualMachine.objects.get(pk=job.target_id).state == VMState.CREATING
+
+
+def test_a_frozen_worker_that_wakes_up_is_fenced_off(make_world, start_worker):
+    world = make_world(latency=CREATE_LATENCY)
+    frozen = start_worker("frozen")
+    vm, job = world.quick_create()
+    provisioning(world, vm, job)
+
+    frozen.signal(signal.SIGSTOP)  # a stalled machine: alive, holding the message, silent
+    start_worker("healthy")
+    sweep_until("requeued")
+    job = finished(job)
+    assert (job.state, job.attempts) == (JobState.SUCCEEDED, 2)
+
+    frozen.signal(signal.SIGCONT)
+    frozen.wait_for_log("lost its claim", timeout=20)
+    job.refresh_from_db()
+    vm.refresh_from_db()
+    assert (job.state, job.attempts, job.percent, vm.state) == (JobState.SUCCEEDED, 2, 100, VMState.RUNNING)
+    assert world.fabric_vm_states(vm) == ["running"]
+    assert world.driver.operation_count("vm_created") == 1
+
+
+def test_a_lost_message_is_sent_again_by_the_sweeper(make_world, start_worker, monkeypatch):
+    world = make_world()
+    with monkeypatch.context() as patch:
+        patch.setattr(jobs, "job_dispatch", lambda job_id: None)  # the broker never got it
+        vm, job = world.quick_create()
+    start_worker()
+    time.sleep(1)
+    job.refresh_from_db()
+    assert (job.state, job.dispatched_at) == (JobState.QUEUED, None)
+
+    assert sweep_until("resent").resent == 1
+    job = finished(job)
+    vm.refresh_from_db()
+    assert (job.state, job.attempts, vm.state) == (JobState.SUCCEEDED, 1, VMState.RUNNING)
+
+
+def test_a_job_out_of_attempts_is_failed_by_the_sweeper(make_world, start_worker):
+    world = make_world(latency=CREATE_LATENCY)
+    worker = start_worker()
+    vm, job = world.quick_create()
+    provisioning(world, vm, job)
+    Job.objects.filter(pk=job.pk).update(max_attempts=1)
+
+    worker.kill()
+    assert sweep_until("failed").failed == 1
+
+    job.refresh_from_db()
+    vm.refresh_from_db()
+    assert job.state == JobState.FAILED and job.finished_at is not None
+    assert "stopped responding" in job.error and "giving up" in job.error
+    assert vm.state == VMState.FAILED
+    assert job.secret == ""
+    assert jobs.job_claim(str(job.pk)) is None  # a late redelivery can't resurrect it
