@@ -149,6 +149,8 @@ if CELERY_BROKER_URL.startswith("filesystem://"):
         "data_folder_in": str(BROKER_DIR / "in"),
         "data_folder_out": str(BROKER_DIR / "in"),
         "processed_folder": str(BROKER_DIR / "processed"),
+        # Exchange tables (kombu's default is ./control, relative to whatever the cwd is).
+        "control_folder": str(BROKER_DIR / "control"),
         "store_processed": False,
     }
 else:
