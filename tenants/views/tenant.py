@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from typing import Any
 
 from django.contrib import messages
@@ -37,8 +38,16 @@ def plans(request: HttpRequest) -> HttpResponse:
     """Public plans as cards with what each offers. Limits are read through the quota registry, so
     every service a plan offers shows without this page knowing it (one query per plan and service)."""
     page = Paginator(plan_list(user=request.user).order_by("name"), 50).get_page(request.GET.get("page"))
-    held = set(subscription_list(user=request.user).values_list("plan_id", flat=True))
-    cards = [{"plan": plan, "quotas": _plan_offer(plan), "held": plan.pk in held} for plan in page.object_list]
+    held = Counter(subscription_list(user=request.user).values_list("plan_id", flat=True))
+    cards = [
+        {
+            "plan": plan,
+            "quotas": _plan_offer(plan),
+            "held": held[plan.pk],
+            "at_limit": held[plan.pk] >= plan.max_subscriptions_per_account,
+        }
+        for plan in page.object_list
+    ]
     return render(request, "tenant/tenants/plans.html", {"page": page, "cards": cards})
 
 

@@ -1,5 +1,7 @@
 """Tenant pages for plans and subscriptions: browse, subscribe, see quota use."""
 
+import re
+
 import pytest
 from django.urls import reverse
 
@@ -91,3 +93,8 @@ def test_plans_query_count_is_pinned(tenant_client, endpoint, django_assert_max_
 def test_anonymous_is_sent_to_sign_in(client, name):
     response = client.get(reverse(name))
     assert response.status_code == 302 and response["Location"].startswith(reverse("login"))
+
+
+def test_a_plan_held_to_its_limit_shows_subscribed_instead_of_the_button(tenant_client, subscription, plan):
+    body = tenant_client.get(reverse("tenant:plans")).content.decode()
+    assert re.search(r"<button[^>]*disabled[^>]*>Subscribed</button>", body)
