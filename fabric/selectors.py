@@ -7,6 +7,7 @@ from typing import Any
 from django.db.models import Count, Prefetch, Q, QuerySet
 
 from portal.models import Job, JobState
+from portal.selectors import job_list
 from tenants.models import Subscription
 
 from .models import (
@@ -94,3 +95,8 @@ def subscription_vm_counts(subscriptions: list[Subscription]) -> dict[Any, int]:
         .annotate(n=Count("pk"))
     )
     return {row["subscription_id"]: row["n"] for row in rows}
+
+
+def vm_job_list(*, user: Any, vm: VirtualMachine) -> QuerySet[Job]:
+    """The VM's jobs, newest first, scoped like every job read (the VM's detail page)."""
+    return job_list(user=user).filter(target_type="fabric.virtualmachine", target_id=str(vm.pk))

@@ -22,14 +22,13 @@ from django.views.decorators.vary import vary_on_headers
 from portal.exceptions import ServiceError
 from portal.forms import apply_service_error
 from portal.models import Job
-from portal.selectors import job_list
 from tenants.models import Subscription
 from tenants.quotas import quota_list
 from tenants.selectors import subscription_get
 
 from ..forms import VMQuickCreateForm
 from ..models import VirtualMachine
-from ..selectors import vm_active_jobs, vm_get, vm_list
+from ..selectors import vm_active_jobs, vm_get, vm_job_list, vm_list
 from ..services import VM_ACTIONS, vm_action, vm_allowed_actions, vm_create
 
 ACTION_LABELS = {"start": "Start", "stop": "Stop", "shutdown": "Shut down", "restart": "Restart", "delete": "Delete"}
@@ -119,9 +118,7 @@ def vm_detail(request: HttpRequest, pk: Any) -> HttpResponse:
             response["HX-Redirect"] = reverse("tenant:vms")
             return response
         raise Http404("No such virtual machine.") from exc
-    recent: list[Job] = list(
-        job_list(user=request.user).filter(target_type="fabric.virtualmachine", target_id=str(vm.pk))[:RECENT_JOBS]
-    )
+    recent: list[Job] = list(vm_job_list(user=request.user, vm=vm)[:RECENT_JOBS])
     active = [job for job in recent if not job.is_finished]
     context = {
         "vm": vm,
