@@ -10,11 +10,15 @@ from typing import Any
 from django.core.exceptions import ObjectDoesNotExist, PermissionDenied
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.http import Http404
-from rest_framework import exceptions, status
+from django.urls import reverse
+from drf_spectacular.utils import inline_serializer
+from rest_framework import exceptions, serializers, status
 from rest_framework.pagination import PageNumberPagination
+from rest_framework.permissions import BasePermission
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
+from portal.auth import account_allowed_on_site
 from portal.exceptions import ServiceError
 
 
@@ -22,6 +26,36 @@ class Pagination(PageNumberPagination):
     page_size = 50
     page_size_query_param = "page_size"
     max_page_size = 200
+
+
+class IsStaff(BasePermission):
+    """Staff API: only staff accounts (SiteBackend already refuses others; this is defense in depth)."""
+
+    message = "This API is for staff accounts."
+
+    def has_permission(self, request: Any, view: Any) -> bool:
+        user = request.user
+        return bool(user and user.is_authenticated and user.is_staff)
+
+
+class IsTenant(BasePermission):
+    """Tenant API: only tenant accounts, never staff (whose scope is everything)."""
+
+    message = "This API is for tenant accounts."
+
+    def has_permission(self, request: Any, view: Any) -> bool:
+        user = request.user
+        return bool(user and user.is_authenticated and not user.is_staff)
+
+
+class IsSiteAccount(BasePermission):
+    """Routes both sites have (jobs, schema): the account must belong to the site serving the request."""
+
+    message = "This account can't use this site's API."
+
+    def has_permission(self, request: Any, view: Any) -> bool:
+        user = request.user
+        return bool(user and user.is_authenticated and account_allowed_on_site(user))
 
 
 def _fields(detail: Any) -> dict[str, list[str]]:
@@ -77,6 +111,45 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
     else:  # Http404 mapped by DRF
         response.data = error_body("not_found", "Not found.")
     return response
+
+
+def job_url(request: Any, job: Any) -> str:
+    """The job's API URL on the site serving this request (staff-api or tenant-api namespace)."""
+    namespace = request.resolver_match.namespace if request.resolver_match else ""
+    return reverse(f"{namespace}:job-detail" if namespace else "job-detail", kwargs={"pk": job.pk})
+
+
+def accepted_job(request: Any, job: Any, body: dict[str, Any] | None = None) -> Response:
+    """`accepted()` with the job URL of the current site."""
+    return accepted(job, request, job_url=job_url(request, job), body=body)
+
+
+# --- schema pieces ----------------------------------------------------------------------------------
+
+ErrorSerializer = inline_serializer(
+    name="Error",
+    fields={
+        "code": serializers.CharField(),
+        "message": serializers.CharField(),
+        "fields": serializers.DictField(child=serializers.ListField(child=serializers.CharField())),
+    },
+)
+
+
+class JobRefSerializer(serializers.Serializer):
+    """The job a 202 answer started: poll `url` until `state` is succeeded or failed."""
+
+    id = serializers.UUIDField()
+    url = serializers.URLField()
+    state = serializers.CharField()
+
+
+def accepted_serializer(name: str, **body: serializers.Field) -> serializers.Serializer:
+    """Schema of a 202 body: the job, plus what the action returns (e.g. the VM)."""
+    return inline_serializer(name=name, fields={"job": JobRefSerializer(), **body})
+
+
+ERRORS = {400: ErrorSerializer, 403: ErrorSerializer, 404: ErrorSerializer, 409: ErrorSerializer}
 
 
 def accepted(job: Any, request: Any, *, job_url: str, body: dict[str, Any] | None = None) -> Response:

@@ -1,11 +1,15 @@
-"""API routes every site has: the OpenAPI schema and job status."""
+"""API routes every site has: the OpenAPI schema and jobs (`job-detail` is where 202 answers point)."""
 
 from django.urls import path
 from drf_spectacular.views import SpectacularAPIView
+from rest_framework.routers import SimpleRouter
 
 from portal import api_views
 
+router = SimpleRouter()
+router.register("jobs", api_views.JobViewSet, basename="job")
+
 urlpatterns = [
     path("schema/", SpectacularAPIView.as_view(), name="schema"),
-    path("jobs/<uuid:pk>/", api_views.JobDetail.as_view(), name="job-detail"),
+    *router.urls,
 ]

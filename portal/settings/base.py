@@ -201,6 +201,14 @@ SPECTACULAR_SETTINGS = {
     "VERSION": "1",
     "SERVE_INCLUDE_SCHEMA": False,
     "COMPONENT_SPLIT_REQUEST": True,
+    # Several models have a `state`; name each choice set instead of letting them collide.
+    "ENUM_NAME_OVERRIDES": {
+        "JobStateEnum": "portal.models.JobState",
+        "PlanStateEnum": "tenants.models.PlanState",
+        "SubscriptionStateEnum": "tenants.models.SubscriptionState",
+        "EndpointStateEnum": "fabric.models.EndpointState",
+        "VMStateEnum": "fabric.models.VMState",
+    },
 }
 
 LOGGING = {

@@ -1,1 +1,12 @@
-urlpatterns: list = []
+"""Staff API of plans, subscriptions and accounts (namespace staff-api)."""
+
+from rest_framework.routers import SimpleRouter
+
+from . import staff_views
+
+router = SimpleRouter()
+router.register("plans", staff_views.PlanViewSet, basename="plan")
+router.register("subscriptions", staff_views.SubscriptionViewSet, basename="subscription")
+router.register("accounts", staff_views.AccountViewSet, basename="account")
+
+urlpatterns = router.urls

@@ -1,0 +1,248 @@
+"""Serializers of the fabric APIs. Read serializers are read-only; write serializers only parse input
+for the services (fabric.services), which hold the rules."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from drf_spectacular.utils import extend_schema_field
+from rest_framework import serializers
+
+from fabric.models import (
+    Cloud,
+    FabricEndpoint,
+    HardwareProfile,
+    Stamp,
+    VirtualMachine,
+    VMCloudPlanService,
+    VMTemplate,
+)
+from fabric.selectors import cloud_list
+from fabric.services import VM_ACTIONS, vm_allowed_actions
+from portal.api import JobRefSerializer, job_url
+from tenants.selectors import subscription_list
+
+# --- catalog -----------------------------------------------------------------------------------------
+
+
+class TemplateSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = VMTemplate
+        fields = ["id", "name", "os_type", "disk_gb"]
+        read_only_fields = fields
+
+
+class HardwareProfileSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = HardwareProfile
+        fields = ["id", "name", "cpu", "memory_mb"]
+        read_only_fields = fields
+
+
+class CatalogSerializer(serializers.Serializer):
+    templates = TemplateSerializer(many=True, read_only=True)
+    hardware_profiles = HardwareProfileSerializer(many=True, read_only=True)
+
+
+# --- plans' VM cloud service -------------------------------------------------------------------------
+
+
+class PlanVMQuotasSerializer(serializers.ModelSerializer):
+    """What a tenant sees of a plan's VM service: its quotas (null = unlimited), not the cloud."""
+
+    class Meta:
+        model = VMCloudPlanService
+        fields = ["max_vms", "max_cores", "max_memory_mb"]
+        read_only_fields = fields
+
+
+class PlanVMCloudSerializer(serializers.ModelSerializer):
+    """Staff's view of a plan's VM service: the cloud and the quotas."""
+
+    cloud_name = serializers.CharField(source="cloud.name", read_only=True)
+
+    class Meta:
+        model = VMCloudPlanService
+        fields = ["cloud", "cloud_name", "max_vms", "max_cores", "max_memory_mb"]
+        read_only_fields = fields
+
+
+class PlanVMCloudInputSerializer(serializers.Serializer):
+    cloud = serializers.PrimaryKeyRelatedField(queryset=Cloud.objects.none())
+    max_vms = serializers.IntegerField(allow_null=True, min_value=0)
+    max_cores = serializers.IntegerField(allow_null=True, min_value=0)
+    max_memory_mb = serializers.IntegerField(allow_null=True, min_value=0)
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        request = self.context.get("request")
+        self.fields["cloud"].queryset = cloud_list(user=getattr(request, "user", None))
+
+
+# --- endpoints and clouds (staff) -------------------------------------------------------------------
+
+
+def _capacity(cloud: Cloud) -> dict[str, dict[str, int | None]]:
+    return {
+        "vcpu": {"used": cloud.vcpu_used, "total": cloud.vcpu_total},
+        "memory_mb": {"used": cloud.memory_mb_used, "total": cloud.memory_mb_total},
+        "storage_gb": {"used": cloud.storage_gb_used, "total": cloud.storage_gb_total},
+        "vms": {"used": cloud.vms_used, "total": cloud.vms_total},
+    }
+
+
+class UsageSerializer(serializers.Serializer):
+    used = serializers.IntegerField()
+    total = serializers.IntegerField(allow_null=True, help_text="null: unlimited")
+
+
+class CapacitySerializer(serializers.Serializer):
+    vcpu = UsageSerializer()
+    memory_mb = UsageSerializer()
+    storage_gb = UsageSerializer()
+    vms = UsageSerializer()
+
+
+class StampCloudSerializer(serializers.ModelSerializer):
+    capacity = serializers.SerializerMethodField()
+
+    class Meta:
+        model = Cloud
+        fields = ["id", "name", "external_id", "capacity", "usage_updated_at"]
+        read_only_fields = fields
+
+    @extend_schema_field(CapacitySerializer)
+    def get_capacity(self, cloud: Cloud) -> dict[str, dict[str, int | None]]:
+        return _capacity(cloud)
+
+
+class StampSerializer(serializers.ModelSerializer):
+    clouds = StampCloudSerializer(many=True, read_only=True)
+
+    class Meta:
+        model = Stamp
+        fields = ["id", "name", "external_id", "version", "clouds"]
+        read_only_fields = fields
+
+
+class EndpointSerializer(serializers.ModelSerializer):
+    """An endpoint with its stamps and clouds (with capacity). Driver settings stay private: they may
+    hold credentials."""
+
+    stamps = StampSerializer(many=True, read_only=True)
+
+    class Meta:
+        model = FabricEndpoint
+        fields = ["id", "name", "driver", "state", "last_error", "last_synced_at", "created_at", "stamps"]
+        read_only_fields = fields
+
+
+class EndpointDetailSerializer(EndpointSerializer):
+    templates = TemplateSerializer(many=True, read_only=True)
+    hardware_profiles = HardwareProfileSerializer(many=True, read_only=True)
+
+    class Meta(EndpointSerializer.Meta):
+        fields = [*EndpointSerializer.Meta.fields, "templates", "hardware_profiles"]
+        read_only_fields = fields
+
+
+class EndpointRegisterSerializer(serializers.Serializer):
+    name = serializers.CharField(max_length=100)
+    driver = serializers.CharField(max_length=200)
+    settings = serializers.DictField(required=False, default=dict, help_text="Driver settings")
+
+
+class CloudSerializer(serializers.ModelSerializer):
+    endpoint = serializers.IntegerField(source="stamp.endpoint_id", read_only=True)
+    endpoint_name = serializers.CharField(source="stamp.endpoint.name", read_only=True)
+    stamp_name = serializers.CharField(source="stamp.name", read_only=True)
+    vm_count = serializers.IntegerField(source="portal_vm_count", read_only=True, help_text="Live portal VMs")
+    capacity = serializers.SerializerMethodField()
+
+    class Meta:
+        model = Cloud
+        fields = [
+            "id",
+            "name",
+            "endpoint",
+            "endpoint_name",
+            "stamp",
+            "stamp_name",
+            "capacity",
+            "vm_count",
+            "usage_updated_at",
+        ]
+        read_only_fields = fields
+
+    @extend_schema_field(CapacitySerializer)
+    def get_capacity(self, cloud: Cloud) -> dict[str, dict[str, int | None]]:
+        return _capacity(cloud)
+
+
+# --- virtual machines (tenant) ----------------------------------------------------------------------
+
+
+class VMTemplateRefSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = VMTemplate
+        fields = ["id", "name", "os_type"]
+        read_only_fields = fields
+
+
+class VMSerializer(serializers.ModelSerializer):
+    """A VM as a tenant sees it. `job` is its running job (context `active_jobs`), if any."""
+
+    url = serializers.HyperlinkedIdentityField(view_name="tenant-api:vm-detail")
+    template = VMTemplateRefSerializer(read_only=True)
+    hardware_profile = HardwareProfileSerializer(read_only=True)
+    allowed_actions = serializers.SerializerMethodField()
+    job = serializers.SerializerMethodField()
+
+    class Meta:
+        model = VirtualMachine
+        fields = [
+            "id",
+            "url",
+            "name",
+            "subscription",
+            "state",
+            "template",
+            "hardware_profile",
+            "cpu",
+            "memory_mb",
+            "disk_gb",
+            "admin_username",
+            "allowed_actions",
+            "job",
+            "created_at",
+            "updated_at",
+        ]
+        read_only_fields = fields
+
+    @extend_schema_field(serializers.ListField(child=serializers.ChoiceField(choices=list(VM_ACTIONS))))
+    def get_allowed_actions(self, vm: VirtualMachine) -> list[str]:
+        return vm_allowed_actions(vm)
+
+    @extend_schema_field(JobRefSerializer(allow_null=True))
+    def get_job(self, vm: VirtualMachine) -> dict[str, str] | None:
+        job = self.context.get("active_jobs", {}).get(str(vm.pk))
+        if job is None:
+            return None
+        request = self.context["request"]
+        return {"id": str(job.pk), "url": request.build_absolute_uri(job_url(request, job)), "state": job.state}
+
+
+class VMCreateSerializer(serializers.Serializer):
+    """Quick-create input. The service checks the name, password, catalog and quotas."""
+
+    subscription = serializers.PrimaryKeyRelatedField(queryset=subscription_list(user=None))
+    name = serializers.CharField(max_length=64)
+    template = serializers.PrimaryKeyRelatedField(queryset=VMTemplate.objects.all())
+    hardware_profile = serializers.PrimaryKeyRelatedField(queryset=HardwareProfile.objects.all())
+    admin_username = serializers.CharField(max_length=64, required=False, default="canopy")
+    admin_password = serializers.CharField(write_only=True, max_length=200, style={"input_type": "password"})
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        request = self.context.get("request")
+        self.fields["subscription"].queryset = subscription_list(user=getattr(request, "user", None))

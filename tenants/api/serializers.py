@@ -1,0 +1,114 @@
+"""Serializers of plans, subscriptions, quotas and accounts. Rules stay in tenants.services."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rest_framework import serializers
+
+from fabric.api.serializers import PlanVMCloudSerializer, PlanVMQuotasSerializer
+from tenants.models import Plan, PlanState, Subscription, User
+from tenants.selectors import plan_list
+
+
+class PlanRefSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = Plan
+        fields = ["id", "name"]
+        read_only_fields = fields
+
+
+class TenantPlanSerializer(serializers.ModelSerializer):
+    """A public plan as a tenant sees it: its VM quotas, not the fabric behind them."""
+
+    vm_cloud = PlanVMQuotasSerializer(source="vm_cloud_service", read_only=True, allow_null=True)
+
+    class Meta:
+        model = Plan
+        fields = ["id", "name", "description", "max_subscriptions_per_account", "vm_cloud"]
+        read_only_fields = fields
+
+
+class StaffPlanSerializer(serializers.ModelSerializer):
+    subscriber_count = serializers.IntegerField(read_only=True, default=0)
+    vm_cloud = PlanVMCloudSerializer(source="vm_cloud_service", read_only=True, allow_null=True)
+
+    class Meta:
+        model = Plan
+        fields = [
+            "id",
+            "name",
+            "description",
+            "state",
+            "max_subscriptions_per_account",
+            "subscriber_count",
+            "vm_cloud",
+            "created_at",
+        ]
+        read_only_fields = fields
+
+
+class PlanCreateSerializer(serializers.Serializer):
+    name = serializers.CharField(max_length=100)
+    description = serializers.CharField(required=False, allow_blank=True, default="")
+    max_subscriptions_per_account = serializers.IntegerField(min_value=1, required=False, default=1)
+
+
+class PlanStateSerializer(serializers.Serializer):
+    state = serializers.ChoiceField(choices=PlanState.choices)
+
+
+class SubscriptionSerializer(serializers.ModelSerializer):
+    plan = PlanRefSerializer(read_only=True)
+
+    class Meta:
+        model = Subscription
+        fields = ["id", "name", "plan", "state", "created_at"]
+        read_only_fields = fields
+
+
+class AccountRefSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = User
+        fields = ["id", "email", "full_name"]
+        read_only_fields = fields
+
+
+class StaffSubscriptionSerializer(SubscriptionSerializer):
+    owner = AccountRefSerializer(read_only=True)
+
+    class Meta(SubscriptionSerializer.Meta):
+        fields = ["id", "name", "owner", "plan", "state", "created_at"]
+        read_only_fields = fields
+
+
+class SubscriptionCreateSerializer(serializers.Serializer):
+    """Subscribe to a plan the account can see (public plans); the service checks the rest."""
+
+    plan = serializers.PrimaryKeyRelatedField(queryset=Plan.objects.none())
+    name = serializers.CharField(max_length=100, required=False, allow_blank=True, default="")
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        request = self.context.get("request")
+        self.fields["plan"].queryset = plan_list(user=getattr(request, "user", None))
+
+
+class QuotaSerializer(serializers.Serializer):
+    service = serializers.CharField()
+    key = serializers.CharField()
+    label = serializers.CharField()
+    limit = serializers.IntegerField(allow_null=True, help_text="null: unlimited")
+    used = serializers.IntegerField()
+    remaining = serializers.IntegerField(allow_null=True, help_text="null: unlimited")
+    unit = serializers.CharField()
+    percent = serializers.IntegerField()
+
+
+class AccountSerializer(serializers.ModelSerializer):
+    subscription_count = serializers.IntegerField(read_only=True)
+
+    class Meta:
+        model = User
+        fields = ["id", "email", "full_name", "is_active", "date_joined", "subscription_count"]
+        read_only_fields = fields

@@ -1,0 +1,176 @@
+"""The staff REST API: endpoints, clouds, plans, subscriptions, accounts and jobs."""
+
+from __future__ import annotations
+
+import pytest
+from django.urls import reverse
+
+from fabric.models import Cloud, EndpointState, FabricEndpoint, VMCloudPlanService
+from portal.models import Job, JobState
+from tenants.models import Plan, PlanState
+from tests import factories
+
+from .conftest import api_client, assert_error, make_vm
+
+pytestmark = pytest.mark.django_db
+
+
+def test_a_tenant_account_cannot_use_the_staff_api(staff_site, tenant_user):
+    client = api_client()
+    client.force_authenticate(tenant_user)
+    assert_error(client.get(reverse("staff-api:endpoint-list")), 403, "permission_denied")
+    # Signed in the normal way, SiteBackend doesn't even accept the session on the staff site.
+    assert_error(api_client(tenant_user).get(reverse("staff-api:plan-list")), 403, "not_authenticated")
+
+
+def test_unauthenticated_gets_403_with_the_error_body(staff_site, db):
+    assert_error(api_client().get(reverse("staff-api:job-list")), 403, "not_authenticated")
+
+
+# --- endpoints and clouds ----------------------------------------------------------------------------
+
+
+def test_endpoints_list_and_detail_show_stamps_clouds_and_capacity(staff_api, endpoint):
+    body = staff_api.get(reverse("staff-api:endpoint-list")).json()
+    assert [e["name"] for e in body["results"]] == ["Simulator"]
+    row = body["results"][0]
+    assert "settings" not in row and row["state"] == "ready"
+    clouds = {c["name"]: c for s in row["stamps"] for c in s["clouds"]}
+    gold = Cloud.objects.get(stamp__endpoint=endpoint, name="Gold")
+    assert clouds["Gold"]["capacity"]["vcpu"] == {"used": gold.vcpu_used, "total": gold.vcpu_total}
+    detail = staff_api.get(reverse("staff-api:endpoint-detail", args=[endpoint.pk])).json()
+    assert {t["name"] for t in detail["templates"]} and {p["name"] for p in detail["hardware_profiles"]} >= {"Small"}
+    assert_error(staff_api.get(reverse("staff-api:endpoint-detail", args=["abc"])), 404, "not_found")
+
+
+def test_register_an_endpoint_answers_202_with_the_sync_job(staff_api, tmp_path):
+    data = {"name": "Lab", "driver": "simulator", "settings": {"path": str(tmp_path / "lab.sqlite3"), "latency": 0}}
+    response = staff_api.post(reverse("staff-api:endpoint-list"), data, format="json")
+    assert response.status_code == 202, response.content
+    body = response.json()
+    job = Job.objects.get(pk=body["job"]["id"])
+    assert job.kind == "endpoint.sync" and body["endpoint"]["name"] == "Lab"
+    assert response["Location"] == body["job"]["url"]
+    assert staff_api.get(response["Location"]).json()["id"] == str(job.pk)
+    factories.run_queued_jobs()
+    endpoint = FabricEndpoint.objects.get(pk=body["endpoint"]["id"])
+    assert endpoint.state == EndpointState.READY and endpoint.stamps.exists()
+
+
+def test_register_with_a_bad_driver_or_no_name_is_a_field_error(staff_api, endpoint):
+    url = reverse("staff-api:endpoint-list")
+    assert "driver" in assert_error(staff_api.post(url, {"name": "X", "driver": "nope"}, format="json"), 400)["fields"]
+    assert "name" in assert_error(staff_api.post(url, {"driver": "simulator"}, format="json"), 400)["fields"]
+    taken = staff_api.post(url, {"name": "simulator", "driver": "simulator"}, format="json")
+    assert "already exists" in assert_error(taken, 400)["fields"]["name"][0]
+    assert FabricEndpoint.objects.count() == 1
+
+
+def test_sync_answers_202_and_a_second_sync_is_409(staff_api, endpoint):
+    url = reverse("staff-api:endpoint-sync", args=[endpoint.pk])
+    response = staff_api.post(url)
+    assert response.status_code == 202
+    assert response.json()["endpoint"]["state"] == "syncing"
+    assert response["Location"].endswith(reverse("staff-api:job-detail", args=[response.json()["job"]["id"]]))
+    assert_error(staff_api.post(url), 409, "conflict")
+    factories.run_queued_jobs()
+    assert staff_api.post(url).status_code == 202
+
+
+def test_clouds_list_capacity(staff_api, subscription, endpoint):
+    make_vm(subscription, endpoint)
+    body = staff_api.get(reverse("staff-api:cloud-list")).json()
+    gold = next(c for c in body["results"] if c["name"] == "Gold")
+    assert gold["endpoint_name"] == "Simulator" and gold["vm_count"] == 1
+    assert gold["capacity"]["vms"]["used"] == 1 and gold["capacity"]["vcpu"]["total"] is not None
+
+
+# --- plans -------------------------------------------------------------------------------------------
+
+
+def test_plans_list_with_subscriber_count_and_vm_cloud(staff_api, plan, subscription, other_subscription):
+    body = staff_api.get(reverse("staff-api:plan-list")).json()
+    row = next(p for p in body["results"] if p["id"] == plan.pk)
+    assert row["subscriber_count"] == 2 and row["state"] == "public"
+    assert row["vm_cloud"]["cloud_name"] == "Gold" and row["vm_cloud"]["max_vms"] == 10
+
+
+def test_create_a_plan_offer_a_cloud_and_make_it_public(staff_api, endpoint):
+    response = staff_api.post(reverse("staff-api:plan-list"), {"name": "Silver plan"}, format="json")
+    assert response.status_code == 201, response.content
+    plan_id = response.json()["id"]
+    assert (response.json()["state"], response.json()["vm_cloud"]) == ("private", None)
+
+    state_url = reverse("staff-api:plan-state", args=[plan_id])
+    # Nothing offered yet: it can't go public.
+    assert_error(staff_api.post(state_url, {"state": "public"}, format="json"), 409, "not_allowed")
+
+    silver = Cloud.objects.get(stamp__endpoint=endpoint, name="Silver")
+    quotas = {"cloud": silver.pk, "max_vms": 3, "max_cores": None, "max_memory_mb": 4096}
+    put = staff_api.put(reverse("staff-api:plan-vm-cloud", args=[plan_id]), quotas, format="json")
+    assert put.status_code == 200, put.content
+    assert put.json() == {**quotas, "cloud_name": "Silver"}
+    assert VMCloudPlanService.objects.get(plan_id=plan_id).max_vms == 3
+
+    public = staff_api.post(state_url, {"state": "public"}, format="json")
+    assert public.status_code == 200 and public.json()["state"] == "public"
+    assert Plan.objects.get(pk=plan_id).state == PlanState.PUBLIC
+
+
+def test_plan_input_errors_are_field_errors(staff_api, plan):
+    assert "name" in assert_error(staff_api.post(reverse("staff-api:plan-list"), {}, format="json"), 400)["fields"]
+    dup = staff_api.post(reverse("staff-api:plan-list"), {"name": plan.name}, format="json")
+    assert "name" in assert_error(dup, 400)["fields"]
+    bad_state = staff_api.post(reverse("staff-api:plan-state", args=[plan.pk]), {"state": "gone"}, format="json")
+    assert "state" in assert_error(bad_state, 400)["fields"]
+    url = reverse("staff-api:plan-vm-cloud", args=[plan.pk])
+    fields = assert_error(staff_api.put(url, {"cloud": 999999, "max_vms": -1}, format="json"), 400)["fields"]
+    assert {"cloud", "max_vms", "max_cores", "max_memory_mb"} <= set(fields)
+    assert_error(staff_api.put(reverse("staff-api:plan-vm-cloud", args=["abc"]), {}, format="json"), 404)
+
+
+# --- subscriptions, accounts, jobs ------------------------------------------------------------------
+
+
+def test_subscriptions_and_accounts_list_every_tenant(staff_api, staff_user, subscription, other_subscription):
+    subs = staff_api.get(reverse("staff-api:subscription-list")).json()
+    assert {s["owner"]["email"] for s in subs["results"]} == {"tenant@example.test", "other@example.test"}
+    accounts = staff_api.get(reverse("staff-api:account-list")).json()
+    assert {a["email"]: a["subscription_count"] for a in accounts["results"]} == {
+        "other@example.test": 1,
+        "tenant@example.test": 1,
+    }
+
+
+def test_jobs_list_all_tenants_and_filters_by_state(staff_api, subscription, other_subscription, endpoint):
+    make_vm(subscription, endpoint)
+    make_vm(other_subscription, endpoint, run=False)
+    url = reverse("staff-api:job-list")
+    body = staff_api.get(url).json()
+    assert set(body) == {"count", "next", "previous", "results"}
+    assert body["count"] == Job.objects.count() >= 3  # the endpoint's sync and both creates
+    queued = staff_api.get(url, {"state": "queued"}).json()["results"]
+    assert [j["target_name"] for j in queued] == ["web01"] and queued[0]["state"] == JobState.QUEUED
+    assert "state" in assert_error(staff_api.get(url, {"state": "bogus"}), 400)["fields"]
+
+
+@pytest.mark.parametrize(
+    ("route", "max_queries"),
+    [("plan-list", 4), ("subscription-list", 4), ("account-list", 4), ("job-list", 4), ("cloud-list", 4)],
+)
+def test_staff_lists_do_not_grow_with_rows(staff_api, endpoint, route, max_queries, django_assert_max_num_queries):
+    for _ in range(60):
+        user = factories.UserFactory()
+        sub = factories.make_subscription(user, factories.make_plan(endpoint))
+        make_vm(sub, endpoint, run=False)
+    with django_assert_max_num_queries(max_queries):
+        body = staff_api.get(reverse(f"staff-api:{route}")).json()
+    assert len(body["results"]) == min(body["count"], 50) and body["count"] >= 2
+
+
+def test_endpoint_list_does_not_grow_with_rows(staff_api, tmp_path, django_assert_max_num_queries):
+    for i in range(5):
+        factories.make_endpoint(tmp_path, name=f"E{i}")
+    with django_assert_max_num_queries(6):
+        body = staff_api.get(reverse("staff-api:endpoint-list")).json()
+    assert body["count"] == 5 and all(e["stamps"] and e["stamps"][0]["clouds"] for e in body["results"])
