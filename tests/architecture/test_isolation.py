@@ -1,0 +1,198 @@
+"""Tenant isolation, generated from the tenant site's URL patterns.
+
+Every route that takes an object id (pages and API, whatever exists when this runs) is requested by
+tenant A with an object of tenant B substituted (B's VM, subscription, job; a private plan), with
+each HTTP method. Each must answer 404 (or 405 for a method the route doesn't have), and nothing of
+B's may change. A new route whose kwargs aren't mapped below fails loudly, so it gets mapped.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+
+import pytest
+from django.http import HttpResponse
+from django.shortcuts import get_object_or_404
+from django.test import Client
+from django.urls import URLPattern, URLResolver, get_resolver, include, path, reverse
+
+from fabric.models import VirtualMachine
+from fabric.services import VM_ACTIONS, vm_create
+from portal.models import Job
+from tenants.models import Plan, Subscription
+from tests import factories
+
+# The resource an id kwarg names, by kwarg name ...
+OBJECT_KWARGS = {
+    "vm_id": "vm",
+    "vm_pk": "vm",
+    "subscription_id": "subscription",
+    "subscription_pk": "subscription",
+    "job_id": "job",
+    "job_pk": "job",
+    "plan_id": "plan",
+    "plan_pk": "plan",
+}
+# ... or, for a bare `pk`/`id`, by the route name's first word (`vm-action`, `subscription-quotas`).
+ID_KWARGS = {"pk", "id", "uuid"}
+ROUTE_RESOURCES = {"vm": "vm", "vms": "vm", "subscription": "subscription", "job": "job", "plan": "plan"}
+# Kwargs that aren't object ids: every value is tried.
+VALUE_KWARGS = {"action": list(VM_ACTIONS)}
+METHODS = ("get", "post", "put", "patch", "delete")
+
+
+@dataclass(frozen=True)
+class Route:
+    name: str
+    kwargs: tuple[str, ...]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+def object_routes(urlconf: str | list) -> list[Route]:
+    """Every named route of the URLconf that takes kwargs; unnamed ones can't be reversed, so fail."""
+    routes: list[Route] = []
+
+    def walk(patterns: list, namespace: tuple[str, ...]) -> None:
+        for pattern in patterns:
+            if isinstance(pattern, URLResolver):
+                walk(pattern.url_patterns, namespace + ((pattern.namespace,) if pattern.namespace else ()))
+                continue
+            assert isinstance(pattern, URLPattern)
+            kwargs = tuple(pattern.pattern.regex.groupindex)
+            if not kwargs:
+                continue
+            assert pattern.name, f"Route {pattern.pattern} takes {kwargs} but has no name; name it."
+            routes.append(Route(":".join((*namespace, pattern.name)), kwargs))
+
+    walk(get_resolver(urlconf).url_patterns, ())
+    return routes
+
+
+def resource_of(route: Route, kwarg: str) -> str:
+    if kwarg in OBJECT_KWARGS:
+        return OBJECT_KWARGS[kwarg]
+    if kwarg in ID_KWARGS:
+        word = route.name.rsplit(":", 1)[-1].split("-")[0]
+        if word in ROUTE_RESOURCES:
+            return ROUTE_RESOURCES[word]
+    raise AssertionError(
+        f"Route '{route}' takes '{kwarg}', which test_isolation can't map to one of tenant B's objects: "
+        "add it to OBJECT_KWARGS, ROUTE_RESOURCES or VALUE_KWARGS."
+    )
+
+
+def urls_for(route: Route, objects: dict[str, str]) -> list[str]:
+    """The route's URLs with B's objects substituted (one per value of non-id kwargs)."""
+    combos: list[dict[str, str]] = [{}]
+    for kwarg in route.kwargs:
+        values = VALUE_KWARGS.get(kwarg) or [objects[resource_of(route, kwarg)]]
+        combos = [{**c, kwarg: v} for c in combos for v in values]
+    return [reverse(route.name, kwargs=c) for c in combos]
+
+
+def snapshot() -> dict:
+    """What must not change when tenant A pokes at tenant B's objects."""
+    return {
+        "vms": list(VirtualMachine.objects.order_by("pk").values_list("pk", "state", "name", "updated_at")),
+        "subscriptions": list(Subscription.objects.order_by("pk").values_list("pk", "state", "owner_id", "name")),
+        "jobs": list(Job.objects.order_by("pk").values_list("pk", "state")),
+        "plans": list(Plan.objects.order_by("pk").values_list("pk", "state")),
+    }
+
+
+def probe(client: Client, url: str, missing_url: str) -> list[str]:
+    """Request the URL with every method; answers other than 404/405 are leaks. htmx partials may
+    answer a gone object with an empty 200 (so a row disappears): then the answer must be the same as
+    for an id that never existed."""
+    problems, statuses = [], []
+    for method in METHODS:
+        response = getattr(client, method)(url, content_type="application/json") if method != "get" else client.get(url)
+        statuses.append(response.status_code)
+        if response.status_code not in (404, 405):
+            problems.append(f"{method.upper()} {url} answered {response.status_code}")
+    htmx = client.get(url, headers={"HX-Request": "true"})
+    if htmx.status_code not in (404, 405):
+        missing = client.get(missing_url, headers={"HX-Request": "true"})
+        if (htmx.status_code, htmx.content) != (missing.status_code, missing.content):
+            problems.append(f"GET {url} (htmx) answered {htmx.status_code}, unlike for an id that doesn't exist")
+    if 404 not in statuses:
+        problems.append(f"{url} never answered 404 ({statuses})")
+    return problems
+
+
+def missing_objects() -> dict[str, str]:
+    """Ids of the same kinds that exist nowhere."""
+    return {"vm": str(uuid.uuid4()), "subscription": str(uuid.uuid4()), "job": str(uuid.uuid4()), "plan": "987654321"}
+
+
+def leaks(client: Client, route: Route, objects: dict[str, str]) -> list[str]:
+    pairs = zip(urls_for(route, objects), urls_for(route, missing_objects()), strict=True)
+    return [problem for url, missing_url in pairs for problem in probe(client, url, missing_url)]
+
+
+@pytest.fixture
+def tenant_b_objects(other_subscription, endpoint) -> dict[str, str]:
+    """Tenant B's running VM, its subscription and a job; and a plan no tenant can see."""
+    template, size = factories.catalog(endpoint)
+    vm, job = vm_create(
+        subscription=other_subscription,
+        name="b-vm",
+        template=template,
+        hardware_profile=size,
+        admin_password=factories.VM_PASSWORD,
+    )
+    factories.run_queued_jobs()
+    private = factories.make_plan(endpoint, public=False)
+    return {"vm": str(vm.pk), "subscription": str(other_subscription.pk), "job": str(job.pk), "plan": str(private.pk)}
+
+
+TENANT_ROUTES = object_routes("portal.urls.tenant")
+
+
+def test_the_walker_sees_the_routes_that_matter():
+    """Guard against a walker that silently finds nothing."""
+    names = {r.name for r in TENANT_ROUTES}
+    assert {
+        "tenant-api:vm-detail",
+        "tenant-api:vm-stop",
+        "tenant-api:subscription-detail",
+        "tenant-api:job-detail",
+    } <= names
+    assert "job-status" in names
+
+
+@pytest.mark.parametrize("route", TENANT_ROUTES, ids=str)
+def test_tenant_a_cannot_reach_tenant_b_objects(route, tenant_b_objects, tenant_client, subscription):
+    before = snapshot()
+    problems = leaks(tenant_client, route, tenant_b_objects)
+    assert not problems, "\n".join(problems)
+    assert snapshot() == before, f"{route}: tenant A changed tenant B's data"
+
+
+# --- the check itself can fail: a deliberately leaky route is caught ------------------------------
+
+
+def _leaky_vm(request, pk):
+    """Looks the VM up without `visible_to`: any tenant can read any VM's name."""
+    return HttpResponse(get_object_or_404(VirtualMachine, pk=pk).name)
+
+
+urlpatterns = [
+    path("", include("portal.urls.tenant")),
+    path("leak/vms/<uuid:pk>/", _leaky_vm, name="vm-leak"),
+]
+
+
+def test_a_leaky_route_is_caught(settings, tenant_b_objects, tenant_client, subscription):
+    settings.ROOT_URLCONF = __name__
+    leaky = [r for r in object_routes(__name__) if r.name == "vm-leak"]
+    problems = [p for r in leaky for p in leaks(tenant_client, r, tenant_b_objects)]
+    assert any("GET /leak/vms/" in p and "answered 200" in p for p in problems)
+
+
+def test_an_unmapped_kwarg_fails_loudly():
+    with pytest.raises(AssertionError, match="can't map"):
+        resource_of(Route("tenant:widget-detail", ("widget_id",)), "widget_id")
