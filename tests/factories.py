@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import time
 from pathlib import Path
 from typing import Any
 
@@ -40,7 +41,11 @@ def make_endpoint(tmp_path: Path, *, name: str | None = None, settings: dict[str
     """A simulator endpoint with zero latency, synchronized in-process."""
     options = {"path": str(tmp_path / f"sim-{next(_seq)}.sqlite3"), "latency": 0, **(settings or {})}
     endpoint, job = endpoint_register(name=name or f"Sim {next(_seq)}", driver="simulator", settings_=options)
-    job_execute(str(job.pk))
+    if job_execute(str(job.pk)) is None:
+        # A live worker (tests/e2e, tests/integration) claimed the sync first: let it finish.
+        deadline = time.monotonic() + 30
+        while not Job.objects.get(pk=job.pk).is_finished and time.monotonic() < deadline:
+            time.sleep(0.1)
     endpoint.refresh_from_db()
     return endpoint
 

@@ -61,6 +61,7 @@ SITE_PASSWORD_HASHERS = [
 class CanopySites:
     staff_url: str
     tenant_url: str
+    queue: str
     staff: Process
     tenant: Process
     worker: Process
@@ -113,14 +114,13 @@ def _canopy_processes(django_db_setup, tmp_path_factory) -> Iterator[CanopySites
     data_dir = root / "data"
     (data_dir / "static").mkdir(parents=True)
     queue = f"canopy-e2e-{uuid.uuid4().hex[:12]}"
-    previous_queue = celery_app.conf.task_default_queue
-    celery_app.conf.task_default_queue = queue
 
     staff_port, tenant_port = free_port(), free_port()
     common = {"queue": queue, "data_dir": data_dir, "log_dir": root}
     sites = CanopySites(
         staff_url=f"http://127.0.0.1:{staff_port}",
         tenant_url=f"http://127.0.0.1:{tenant_port}",
+        queue=queue,
         staff=site_process("staff", staff_port, **common),
         tenant=site_process("tenant", tenant_port, **common),
         worker=worker_process("worker", **common),
@@ -140,16 +140,24 @@ def _canopy_processes(django_db_setup, tmp_path_factory) -> Iterator[CanopySites
     finally:
         for process in processes:
             process.stop()
-        celery_app.conf.task_default_queue = previous_queue
         with contextlib.suppress(Exception), celery_app.connection_for_write() as conn:
             conn.default_channel.queue_delete(queue)
 
 
 @pytest.fixture
-def canopy_sites(_canopy_processes, transactional_db, settings) -> CanopySites:
-    """The running staff site, tenant site and worker; what the test creates is committed for them."""
+def canopy_sites(_canopy_processes, transactional_db, settings) -> Iterator[CanopySites]:
+    """The running staff site, tenant site and worker; what the test creates is committed for them.
+
+    Jobs the test process creates go to the e2e worker's queue during the test only: other tests
+    run their jobs themselves and must not have this worker race them.
+    """
     settings.PASSWORD_HASHERS = SITE_PASSWORD_HASHERS
-    return _canopy_processes
+    previous_queue = celery_app.conf.task_default_queue
+    celery_app.conf.task_default_queue = _canopy_processes.queue
+    try:
+        yield _canopy_processes
+    finally:
+        celery_app.conf.task_default_queue = previous_queue
 
 
 @pytest.fixture(scope="session")

@@ -27,9 +27,9 @@ BASE_DIR = Path(settings.BASE_DIR)
 
 def require_postgres_and_redis() -> None:
     if connection.vendor != "postgresql":
-        pytest.skip("worker tests need PostgreSQL (DATABASE_URL); run them with scripts/canopy-test")
+        pytest.skip("tests with real worker/web processes need PostgreSQL (DATABASE_URL); use scripts/canopy-test")
     if not str(settings.CELERY_BROKER_URL).startswith("redis"):
-        pytest.skip("worker tests need Redis (CELERY_BROKER_URL=redis://...); run them with scripts/canopy-test")
+        pytest.skip("tests with real worker/web processes need Redis (CELERY_BROKER_URL); use scripts/canopy-test")
 
 
 def database_url() -> str:
