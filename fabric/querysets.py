@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any
 from django.db import models
 
 if TYPE_CHECKING:
-    from .models import Cloud, VirtualMachine
+    from .models import Cloud, VirtualMachine  # noqa: F401  (named in the generic bases as strings)
 
 
 class CloudQuerySet(models.QuerySet["Cloud"]):

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 from django.db import models
 
 if TYPE_CHECKING:
-    from .models import Plan, Subscription
+    from .models import Plan, Subscription  # noqa: F401  (named in the generic bases as strings)
 
 
 class PlanQuerySet(models.QuerySet["Plan"]):
