@@ -34,6 +34,11 @@ class SignUpForm(forms.Form):
         return data
 
 
+def error_message(exc: ServiceError | ValidationError) -> str:
+    """One sentence for a refusal shown as a page message (actions that have no form)."""
+    return exc.message if isinstance(exc, ServiceError) else " ".join(exc.messages)
+
+
 def apply_service_error(form: forms.Form, exc: Exception) -> None:
     """Put a service's ValidationError or ServiceError on the form, field by field where possible."""
     if isinstance(exc, ValidationError):

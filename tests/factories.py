@@ -9,8 +9,8 @@ from typing import Any
 
 import factory
 
-from fabric.models import Cloud, FabricEndpoint, HardwareProfile, VMTemplate
-from fabric.services import endpoint_register, plan_vm_cloud_set
+from fabric.models import Cloud, FabricEndpoint, HardwareProfile, VirtualMachine, VMTemplate
+from fabric.services import endpoint_register, plan_vm_cloud_set, vm_create
 from portal.jobs import job_execute
 from portal.models import Job, JobState
 from tenants.models import Plan, PlanState, Subscription, User
@@ -77,6 +77,20 @@ def catalog(endpoint: FabricEndpoint) -> tuple[VMTemplate, HardwareProfile]:
         VMTemplate.objects.get(endpoint=endpoint, external_id="tpl-ubuntu-2404"),
         HardwareProfile.objects.get(endpoint=endpoint, name="Small"),
     )
+
+
+def make_vm(
+    subscription: Subscription, endpoint: FabricEndpoint, name: str = "web01", *, run: bool = True
+) -> VirtualMachine:
+    """A VM quick-created through the service; `run` executes its job so it ends up running."""
+    template, size = catalog(endpoint)
+    vm, _ = vm_create(
+        subscription=subscription, name=name, template=template, hardware_profile=size, admin_password=VM_PASSWORD
+    )
+    if run:
+        run_queued_jobs()
+        vm.refresh_from_db()
+    return vm
 
 
 def run_queued_jobs() -> int:

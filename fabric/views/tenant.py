@@ -20,7 +20,7 @@ from django.views.decorators.http import require_POST
 from django.views.decorators.vary import vary_on_headers
 
 from portal.exceptions import ServiceError
-from portal.forms import apply_service_error
+from portal.forms import apply_service_error, error_message
 from portal.models import Job
 from tenants.models import Subscription
 from tenants.quotas import quota_list
@@ -141,10 +141,8 @@ def vm_action_view(request: HttpRequest, pk: Any, action: str) -> HttpResponse:
         raise Http404("No such action.")
     try:
         vm_action(vm=vm, action=action, created_by=request.user)
-    except ServiceError as exc:
-        messages.error(request, exc.message)
-    except ValidationError as exc:
-        messages.error(request, " ".join(exc.messages))
+    except (ServiceError, ValidationError) as exc:
+        messages.error(request, error_message(exc))
     else:
         messages.success(request, f"{ACTION_PROGRESS[action]} '{vm.name}'. Progress is shown below.")
     return redirect("tenant:vm", pk=vm.pk)

@@ -21,7 +21,7 @@ from fabric.forms_staff import PlanVMCloudForm
 from fabric.selectors import cloud_list, subscription_vm_counts
 from fabric.services import plan_vm_cloud_set
 from portal.exceptions import ServiceError
-from portal.forms import apply_service_error
+from portal.forms import apply_service_error, error_message
 from tenants.forms_staff import PlanCreateForm
 from tenants.models import Plan, PlanState
 from tenants.selectors import account_list, plan_list, subscription_list
@@ -124,10 +124,8 @@ def plan_state_page(request: HttpRequest, pk: int) -> HttpResponse:
         raise Http404 from exc
     try:
         plan_set_state(plan=plan, state=request.POST.get("state", ""))
-    except ServiceError as exc:
-        messages.error(request, exc.message)
-    except ValidationError as exc:
-        messages.error(request, " ".join(exc.messages))
+    except (ServiceError, ValidationError) as exc:
+        messages.error(request, error_message(exc))
     else:
         messages.success(request, f"Plan '{plan}' is now {plan.get_state_display().lower()}.")
     return redirect("staff:plan", pk=plan.pk)

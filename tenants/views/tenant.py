@@ -14,6 +14,7 @@ from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
 
 from portal.exceptions import ServiceError
+from portal.forms import error_message
 from tenants.models import Plan, Subscription
 from tenants.quotas import Quota, quota_list, quota_services
 from tenants.selectors import plan_list, subscription_list
@@ -60,10 +61,8 @@ def plan_subscribe(request: HttpRequest, pk: int) -> HttpResponse:
         raise Http404("No such plan.") from exc
     try:
         subscription = subscription_create(owner=request.user, plan=plan)
-    except ServiceError as exc:
-        messages.error(request, exc.message)
-    except ValidationError as exc:
-        messages.error(request, " ".join(exc.messages))
+    except (ServiceError, ValidationError) as exc:
+        messages.error(request, error_message(exc))
     else:
         messages.success(request, f"You are subscribed to '{plan.name}' as '{subscription.name}'.")
         return redirect("tenant:subscriptions")

@@ -5,8 +5,6 @@ from __future__ import annotations
 import pytest
 from rest_framework.test import APIClient
 
-from fabric.models import VirtualMachine
-from fabric.services import vm_create
 from tests import factories
 
 
@@ -32,20 +30,7 @@ def staff_api(staff_site, staff_user) -> APIClient:
     return api_client(staff_user)
 
 
-def make_vm(subscription, endpoint, name: str = "web01", *, run: bool = True) -> VirtualMachine:
-    """A VM created through the service; `run` executes its job so it ends up running."""
-    template, size = factories.catalog(endpoint)
-    vm, _ = vm_create(
-        subscription=subscription,
-        name=name,
-        template=template,
-        hardware_profile=size,
-        admin_password=factories.VM_PASSWORD,
-    )
-    if run:
-        factories.run_queued_jobs()
-        vm.refresh_from_db()
-    return vm
+make_vm = factories.make_vm
 
 
 def assert_error(response, status: int, code: str | None = None) -> dict:

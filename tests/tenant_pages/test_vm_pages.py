@@ -7,7 +7,7 @@ from django.test import Client
 from django.urls import reverse
 
 from fabric.models import VirtualMachine, VMState
-from fabric.services import vm_action, vm_create
+from fabric.services import vm_action
 from portal.models import Job, JobState
 from tests import factories
 
@@ -15,19 +15,7 @@ pytestmark = pytest.mark.django_db
 HTMX = {"HTTP_HX_REQUEST": "true"}
 
 
-def make_vm(subscription, endpoint, name="web01", run=True):
-    template, size = factories.catalog(endpoint)
-    vm, _ = vm_create(
-        subscription=subscription,
-        name=name,
-        template=template,
-        hardware_profile=size,
-        admin_password=factories.VM_PASSWORD,
-    )
-    if run:
-        factories.run_queued_jobs()
-        vm.refresh_from_db()
-    return vm
+make_vm = factories.make_vm
 
 
 def create_data(subscription, endpoint, **overrides):
