@@ -139,6 +139,7 @@ CSRF_COOKIE_SAMESITE = "Lax"
 SESSION_COOKIE_SECURE = env_bool("CANOPY_SECURE_COOKIES")
 CSRF_COOKIE_SECURE = SESSION_COOKIE_SECURE
 X_FRAME_OPTIONS = "DENY"
+CSRF_FAILURE_VIEW = "portal.views.errors.csrf_failure"
 
 # --- Celery -------------------------------------------------------------------------------------
 BROKER_DIR = DATA_DIR / "broker"
