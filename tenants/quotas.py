@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 from portal.exceptions import QuotaExceeded, ServiceError
 
 if TYPE_CHECKING:
-    from tenants.models import Subscription
+    from tenants.models import Plan, Subscription
 
 
 class ServiceNotOffered(ServiceError):
@@ -88,6 +88,21 @@ def quota_list(subscription: Subscription, *, service: str | None = None) -> lis
         for key, (label, unit) in svc.quotas.items():
             result.append(Quota(svc.name, key, label, limits.get(key), usage.get(key, 0), unit))
     return result
+
+
+def quota_offer(plan: Plan) -> list[Quota]:
+    """The limits a subscription to `plan` would get, for each service the plan offers (use 0)."""
+    from tenants.models import Subscription
+
+    probe = Subscription(plan=plan)
+    offer: list[Quota] = []
+    for svc in _services.values():
+        limits = svc.limits(probe)
+        if limits is not None:
+            offer += [
+                Quota(svc.name, key, label, limits.get(key), 0, unit) for key, (label, unit) in svc.quotas.items()
+            ]
+    return offer
 
 
 def quota_check(*, subscription: Subscription, service: str, request: Mapping[str, int]) -> None:

@@ -13,7 +13,7 @@ def plan_list(*, user: Any) -> QuerySet[Plan]:
     """Plans the user may see, with their live subscriber count (deleted subscriptions excluded)."""
     return Plan.objects.visible_to(user).annotate(
         subscriber_count=Count("subscriptions", filter=~Q(subscriptions__state=SubscriptionState.DELETED))
-    )
+    ).order_by("name")  # aggregation drops Meta.ordering; pages need a stable order
 
 
 def subscription_list(*, user: Any) -> QuerySet[Subscription]:
@@ -31,4 +31,4 @@ def account_list(*, user: Any) -> QuerySet[User]:
         return User.objects.none()
     return User.objects.filter(is_staff=False).annotate(
         subscription_count=Count("subscriptions", filter=~Q(subscriptions__state=SubscriptionState.DELETED))
-    )
+    ).order_by("email")  # aggregation drops Meta.ordering; pages need a stable order

@@ -56,8 +56,7 @@ def plan_set_state(*, plan: Plan, state: str) -> Plan:
 
 def plan_offers_any_service(plan: Plan) -> bool:
     """True if any registered service (VM clouds, ...) is part of the plan."""
-    probe = Subscription(plan=plan)
-    return any(svc.limits(probe) is not None for svc in quotas.quota_services())
+    return bool(quotas.quota_offer(plan))
 
 
 def subscription_create(*, owner: User, plan: Plan, name: str = "") -> Subscription:

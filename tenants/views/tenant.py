@@ -15,23 +15,10 @@ from django.views.decorators.http import require_POST
 
 from portal.exceptions import ServiceError
 from portal.forms import error_message
-from tenants.models import Plan, Subscription
-from tenants.quotas import Quota, quota_list, quota_services
+from tenants.models import Plan
+from tenants.quotas import quota_list, quota_offer
 from tenants.selectors import plan_list, subscription_list
 from tenants.services import subscription_create
-
-
-def _plan_offer(plan: Plan) -> list[Quota]:
-    """The limits a subscription to `plan` would get, for every service the plan offers (no usage)."""
-    probe = Subscription(plan=plan)
-    offer = []
-    for svc in quota_services():
-        limits = svc.limits(probe)
-        if limits is not None:
-            offer += [
-                Quota(svc.name, key, label, limits.get(key), 0, unit) for key, (label, unit) in svc.quotas.items()
-            ]
-    return offer
 
 
 @login_required
@@ -43,7 +30,7 @@ def plans(request: HttpRequest) -> HttpResponse:
     cards = [
         {
             "plan": plan,
-            "quotas": _plan_offer(plan),
+            "quotas": quota_offer(plan),
             "held": held[plan.pk],
             "at_limit": held[plan.pk] >= plan.max_subscriptions_per_account,
         }
