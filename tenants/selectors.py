@@ -11,9 +11,11 @@ from .models import Plan, Subscription, SubscriptionState, User
 
 def plan_list(*, user: Any) -> QuerySet[Plan]:
     """Plans the user may see, with their live subscriber count (deleted subscriptions excluded)."""
-    return Plan.objects.visible_to(user).annotate(
-        subscriber_count=Count("subscriptions", filter=~Q(subscriptions__state=SubscriptionState.DELETED))
-    ).order_by("name")  # aggregation drops Meta.ordering; pages need a stable order
+    return (
+        Plan.objects.visible_to(user)
+        .annotate(subscriber_count=Count("subscriptions", filter=~Q(subscriptions__state=SubscriptionState.DELETED)))
+        .order_by("name")
+    )  # aggregation drops Meta.ordering; pages need a stable order
 
 
 def subscription_list(*, user: Any) -> QuerySet[Subscription]:
@@ -29,6 +31,8 @@ def account_list(*, user: Any) -> QuerySet[User]:
     """Tenant accounts with their live subscription count; staff only (others see none)."""
     if not (getattr(user, "is_authenticated", False) and user.is_staff):
         return User.objects.none()
-    return User.objects.filter(is_staff=False).annotate(
-        subscription_count=Count("subscriptions", filter=~Q(subscriptions__state=SubscriptionState.DELETED))
-    ).order_by("email")  # aggregation drops Meta.ordering; pages need a stable order
+    return (
+        User.objects.filter(is_staff=False)
+        .annotate(subscription_count=Count("subscriptions", filter=~Q(subscriptions__state=SubscriptionState.DELETED)))
+        .order_by("email")
+    )  # aggregation drops Meta.ordering; pages need a stable order
