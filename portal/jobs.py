@@ -23,6 +23,7 @@ import contextlib
 import logging
 import threading
 import traceback
+from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -50,7 +51,7 @@ class JobFailure(Exception):
     translated into it by handlers, or raise ServiceError/DriverError which are treated the same."""
 
 
-class JobHandler:
+class JobHandler(ABC):
     """Base class of a job kind. Subclasses set `kind` and implement `run`.
 
     `on_succeeded` and `on_failed` set the resource's state; they run inside the transaction that
@@ -60,13 +61,14 @@ class JobHandler:
     kind: ClassVar[str]
     label: ClassVar[str] = ""
 
+    @abstractmethod
     def run(self, ctx: JobContext) -> None:
-        raise NotImplementedError
+        """Do the work in named steps (ctx.step); raise to fail the job with a message."""
 
-    def on_succeeded(self, job: Job) -> None:
+    def on_succeeded(self, job: Job) -> None:  # noqa: B027 - optional hook
         """Set the resource's final state. Default: nothing."""
 
-    def on_failed(self, job: Job) -> None:
+    def on_failed(self, job: Job) -> None:  # noqa: B027 - optional hook
         """Set the resource's state after a failure. Default: nothing."""
 
 

@@ -6,7 +6,6 @@ import pytest
 from django.urls import reverse
 
 from fabric.models import Cloud, FabricEndpoint
-from fabric.services import vm_create
 from portal.models import Job, JobState
 from tests import factories
 
@@ -110,15 +109,7 @@ def test_synchronize_needs_post_and_unknown_endpoint_is_404(staff_client, endpoi
 
 
 def test_a_tenant_vm_shows_in_the_clouds_used_capacity(staff_client, endpoint, subscription):
-    template, size = factories.catalog(endpoint)
-    vm_create(
-        subscription=subscription,
-        name="web01",
-        template=template,
-        hardware_profile=size,
-        admin_password=factories.VM_PASSWORD,
-    )
-    factories.run_queued_jobs()
+    factories.make_vm(subscription, endpoint, "web01")
     body = staff_client.get(reverse("staff:endpoints")).content.decode()
     assert "1 / 100" in body  # Gold: VMs used 1 of 100
     assert "1 / 64" in body  # one vCPU (Small) of 64

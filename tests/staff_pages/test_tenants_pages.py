@@ -4,7 +4,6 @@ import pytest
 from django.urls import reverse
 
 from fabric.models import Cloud, VMCloudPlanService
-from fabric.services import vm_create
 from tenants.models import Plan, PlanState
 from tests import factories
 
@@ -100,15 +99,7 @@ def test_unknown_plan_is_404(staff_client):
 
 
 def test_subscriptions_page_shows_owner_plan_state_and_vm_count(staff_client, endpoint, plan, subscription):
-    template, size = factories.catalog(endpoint)
-    vm_create(
-        subscription=subscription,
-        name="web01",
-        template=template,
-        hardware_profile=size,
-        admin_password=factories.VM_PASSWORD,
-    )
-    factories.run_queued_jobs()
+    factories.make_vm(subscription, endpoint, "web01")
     body = staff_client.get(reverse("staff:subscriptions")).content.decode()
     assert "tenant@example.test" in body and plan.name in body and "Active" in body
     assert "<td>1</td>" in body

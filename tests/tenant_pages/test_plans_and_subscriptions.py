@@ -5,7 +5,6 @@ import re
 import pytest
 from django.urls import reverse
 
-from fabric.services import vm_create
 from tenants.models import Subscription
 from tests import factories
 
@@ -51,17 +50,10 @@ def test_subscribe_needs_post(tenant_client, plan):
 
 
 def test_subscriptions_show_quota_use(tenant_client, subscription, endpoint, other_subscription):
-    template, size = factories.catalog(endpoint)
-    vm_create(
-        subscription=subscription,
-        name="web01",
-        template=template,
-        hardware_profile=size,
-        admin_password=factories.VM_PASSWORD,
-    )
+    vm = factories.make_vm(subscription, endpoint, "web01", run=False)
     response = tenant_client.get(reverse("tenant:subscriptions"))
     body = response.content.decode()
-    assert "1 of 10" in body and f"{size.cpu} of 16" in body
+    assert "1 of 10" in body and f"{vm.cpu} of 16" in body
     assert '<meter class="quota-meter" min="0" max="10" value="1"' in body
     assert str(other_subscription.pk) not in body
 
