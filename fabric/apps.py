@@ -9,8 +9,9 @@ class FabricConfig(AppConfig):
         from portal import jobs
         from tenants import quotas
 
-        from .drivers import DriverError
+        from .drivers import DriverError, Unavailable
         from .quotas import VMCloudQuota
 
         quotas.register(VMCloudQuota())
         jobs.register_user_error(DriverError)
+        jobs.register_transient_error(Unavailable)

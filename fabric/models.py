@@ -66,6 +66,8 @@ class Cloud(models.Model):
     storage_gb_used = models.PositiveBigIntegerField(default=0)
     vms_used = models.PositiveIntegerField(default=0)
     usage_updated_at = models.DateTimeField(null=True, blank=True)
+    # Bumped by every usage snapshot: a snapshot read before a newer one was stored is dropped.
+    usage_version = models.PositiveBigIntegerField(default=0)
 
     objects = CloudQuerySet.as_manager()
 

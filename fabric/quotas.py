@@ -31,7 +31,8 @@ class VMCloudQuota(QuotaService):
         return {"vms": service.max_vms, "cores": service.max_cores, "memory_mb": service.max_memory_mb}
 
     def usage(self, subscription: Subscription) -> Mapping[str, int]:
-        """Every VM that isn't deleted counts, including ones being created or deleted."""
+        """Every VM that isn't deleted counts, including ones being created or deleted, except a
+        failed one that nothing was ever built for on the fabric (no fabric id): it holds nothing."""
         from .models import VirtualMachine, VMState
 
         if subscription.pk is None:
@@ -39,6 +40,7 @@ class VMCloudQuota(QuotaService):
         totals = (
             VirtualMachine.objects.filter(subscription_id=subscription.pk)
             .exclude(state=VMState.DELETED)
+            .exclude(state=VMState.FAILED, fabric_id="")
             .aggregate(vms=Count("id"), cores=Sum("cpu"), memory_mb=Sum("memory_mb"))
         )
         return {key: int(value or 0) for key, value in totals.items()}

@@ -12,6 +12,8 @@ from typing import Any
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
+from django.db.models import F
+from django.db.models.functions import Now
 from django.utils import timezone
 from django.utils.text import slugify
 
@@ -88,8 +90,15 @@ def endpoint_sync(*, endpoint: FabricEndpoint, created_by: User | None = None) -
         return job_create(kind="endpoint.sync", target=endpoint, created_by=created_by)
 
 
-def endpoint_apply(*, endpoint: FabricEndpoint, info: EndpointInfo) -> None:
-    """Mirror what the driver reported into stamps, clouds and catalog (upsert by external id)."""
+def endpoint_apply(
+    *, endpoint: FabricEndpoint, info: EndpointInfo, seen_versions: dict[int, int] | None = None
+) -> None:
+    """Mirror what the driver reported into stamps, clouds and catalog (upsert by external id).
+
+    `seen_versions` are the clouds' usage versions read before the driver was asked (see
+    cloud_apply_usage); a cloud whose usage was written since keeps that newer snapshot.
+    """
+    seen_versions = seen_versions or {}
     with transaction.atomic():
         stamps = {}
         for s in info.stamps:
@@ -100,7 +109,7 @@ def endpoint_apply(*, endpoint: FabricEndpoint, info: EndpointInfo) -> None:
             cloud, _ = Cloud.objects.update_or_create(
                 stamp=stamps[c.stamp_id], external_id=c.id, defaults={"name": c.name}
             )
-            cloud_apply_usage(cloud=cloud, info=c)
+            cloud_apply_usage(cloud=cloud, info=c, seen_version=seen_versions.get(cloud.pk, cloud.usage_version))
         for p in info.hardware_profiles:
             HardwareProfile.objects.update_or_create(
                 endpoint=endpoint,
@@ -119,14 +128,39 @@ def endpoint_apply(*, endpoint: FabricEndpoint, info: EndpointInfo) -> None:
         endpoint.save(update_fields=["state", "last_error", "last_synced_at"])
 
 
-def cloud_apply_usage(*, cloud: Cloud, info: CloudInfo) -> None:
-    """Store a cloud's capacity and usage as the fabric last reported them."""
-    cloud.vcpu_total, cloud.memory_mb_total = info.total.vcpu, info.total.memory_mb
-    cloud.storage_gb_total, cloud.vms_total = info.total.storage_gb, info.total.vms
-    cloud.vcpu_used, cloud.memory_mb_used = info.used.vcpu or 0, info.used.memory_mb or 0
-    cloud.storage_gb_used, cloud.vms_used = info.used.storage_gb or 0, info.used.vms or 0
-    cloud.usage_updated_at = timezone.now()
-    cloud.save()
+def cloud_usage_versions(*, cloud: Cloud | None = None, endpoint: FabricEndpoint | None = None) -> dict[int, int]:
+    """The usage version of a cloud (or of an endpoint's clouds), by pk: read it *before* asking the
+    fabric for usage, and hand it to cloud_apply_usage."""
+    qs = Cloud.objects.filter(pk=cloud.pk) if cloud is not None else Cloud.objects.filter(stamp__endpoint=endpoint)
+    return dict(qs.values_list("pk", "usage_version"))
+
+
+def cloud_apply_usage(*, cloud: Cloud, info: CloudInfo, seen_version: int | None) -> bool:
+    """Store a cloud's capacity and usage as the fabric reported them, unless a snapshot was stored
+    since `seen_version` was read: that one was read from the fabric later, so it is newer.
+
+    A compare-and-swap on a version counter rather than on timestamps, so clocks don't matter.
+    Returns False when the snapshot was dropped as older.
+    """
+    fields = {
+        "vcpu_total": info.total.vcpu,
+        "memory_mb_total": info.total.memory_mb,
+        "storage_gb_total": info.total.storage_gb,
+        "vms_total": info.total.vms,
+        "vcpu_used": info.used.vcpu or 0,
+        "memory_mb_used": info.used.memory_mb or 0,
+        "storage_gb_used": info.used.storage_gb or 0,
+        "vms_used": info.used.vms or 0,
+    }
+    rows = Cloud.objects.filter(pk=cloud.pk)
+    if seen_version is not None:
+        rows = rows.filter(usage_version=seen_version)
+    return bool(rows.update(**fields, usage_updated_at=Now(), usage_version=F("usage_version") + 1))
+
+
+def endpoint_prepare_retry(*, job: Job) -> None:
+    """A failed sync may run again (job_retry has checked that no other one is under way)."""
+    FabricEndpoint.objects.filter(pk=job.target_id).update(state=EndpointState.SYNCING)
 
 
 # --- plans ------------------------------------------------------------------------------------------
@@ -267,3 +301,42 @@ def vm_action(*, vm: VirtualMachine, action: str, created_by: User | None = None
         )
     vm.state = busy_state
     return job
+
+
+# The action of each VM job kind: a retried power job is checked by its action's rule again.
+_ACTION_OF_KIND = {kind: action for action, (_, _, kind) in VM_ACTIONS.items()}
+
+
+def vm_prepare_retry(*, job: Job, by: User | None) -> None:
+    """Let a failed VM job run again (called by portal.jobs.job_retry, inside its transaction).
+
+    A failed create resumes only while the VM is Failed; it takes quota again (a failed VM that
+    nothing was built for stops counting), so that is checked under the subscription's lock.
+    Other actions are checked by the same rule as when they were first asked for.
+    """
+    vm = VirtualMachine.objects.select_for_update().select_related("subscription").get(pk=job.target_id)
+    if vm.state == VMState.DELETED:
+        raise NotAllowed(f"'{vm.name}' has been deleted.")
+    if job.kind == "vm.create":
+        if vm.state != VMState.FAILED:
+            state = vm.get_state_display().lower()
+            raise NotAllowed(f"Only a failed virtual machine can be created again; '{vm.name}' is {state}.")
+        sub = subscription_lock(vm.subscription_id)
+        subscription_require_active(sub)
+        if not vm.fabric_id:
+            quota_check(
+                subscription=sub, service="vm_cloud", request={"vms": 1, "cores": vm.cpu, "memory_mb": vm.memory_mb}
+            )
+        VirtualMachine.objects.filter(pk=vm.pk).update(state=VMState.CREATING, updated_at=Now())
+        return
+    action = _ACTION_OF_KIND.get(job.kind)
+    if action is None:
+        raise NotAllowed("This job can't be retried.")
+    allowed_states, busy_state, _ = VM_ACTIONS[action]
+    if action != "delete":
+        subscription_require_active(vm.subscription)
+    if vm.state not in allowed_states:
+        raise NotAllowed(f"Can't {action} '{vm.name}' while it is {vm.get_state_display().lower()}.")
+    job.params = {**job.params, "previous_state": vm.state}
+    Job.objects.filter(pk=job.pk).update(params=job.params)
+    VirtualMachine.objects.filter(pk=vm.pk).update(state=busy_state, updated_at=Now())

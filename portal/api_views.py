@@ -2,16 +2,30 @@
 
 from __future__ import annotations
 
-from django_filters import rest_framework as filters
-from rest_framework import mixins, serializers, viewsets
+from typing import Any
 
-from portal.api import IsSiteAccount
+from django_filters import rest_framework as filters
+from drf_spectacular.utils import extend_schema
+from rest_framework import mixins, serializers, viewsets
+from rest_framework.decorators import action
+from rest_framework.request import Request
+from rest_framework.response import Response
+
+from portal.api import ERRORS, IsSiteAccount, IsStaff
+from portal.jobs import job_can_retry, job_cancel, job_retry
 from portal.models import Job, JobState
 from portal.selectors import job_list
 
 
 class JobSerializer(serializers.ModelSerializer):
     label = serializers.CharField(read_only=True)
+    waiting_for_worker = serializers.BooleanField(
+        source="is_waiting_for_worker", read_only=True, help_text="queued for long with no worker taking it"
+    )
+    can_retry = serializers.SerializerMethodField(help_text="a failed or cancelled job that may run again")
+
+    def get_can_retry(self, job: Job) -> bool:
+        return job_can_retry(job)
 
     class Meta:
         model = Job
@@ -29,6 +43,12 @@ class JobSerializer(serializers.ModelSerializer):
             "steps",
             "error",
             "attempts",
+            "max_attempts",
+            "retries",
+            "waiting_for_worker",
+            "can_retry",
+            "retry_at",
+            "deadline_at",
             "created_at",
             "started_at",
             "finished_at",
@@ -53,3 +73,21 @@ class JobViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Gene
 
     def get_queryset(self):  # type: ignore[override]
         return job_list(user=self.request.user)
+
+    @extend_schema(request=None, responses={200: JobSerializer, **ERRORS})
+    @action(detail=True, methods=["post"])
+    def retry(self, request: Request, pk: Any = None) -> Response:
+        """Run a failed or cancelled job again, from the step that failed."""
+        job = job_retry(job=self.get_object(), by=request.user)
+        return Response(self.get_serializer(job).data)
+
+
+class StaffJobViewSet(JobViewSet):
+    """Staff's jobs: every job, and cancel."""
+
+    @extend_schema(request=None, responses={200: JobSerializer, **ERRORS})
+    @action(detail=True, methods=["post"], permission_classes=[IsStaff])
+    def cancel(self, request: Request, pk: Any = None) -> Response:
+        """Cancel a queued or running job: it ends at once; its worker stops at the next step."""
+        job = job_cancel(job=self.get_object(), by=request.user)
+        return Response(self.get_serializer(job).data)

@@ -4,40 +4,47 @@ Life of a job:
 
 1. A service calls `job_create()` inside the transaction that changes the resource. The message is
    sent to the broker on commit (never for a rolled-back change).
-2. A worker's task calls `job_execute()`, which *claims* the job with a compare-and-swap UPDATE:
-   a queued job, or a running one whose heartbeat is stale (its worker died). The claim increments
-   `attempts`; every later write of that run is conditional on it (the fencing token).
-3. The handler registered for the job's kind runs its steps. A heartbeat thread keeps the claim
-   fresh. Handlers call drivers idempotently (keyed by the resource id), so a re-run after a crash
-   picks up what exists instead of creating it twice.
-4. On success or failure the handler's hooks set the resource's state in the same transaction that
-   ends the job, and the job's secret is wiped.
+2. A worker's task calls `job_execute()`, which *claims* the job with a compare-and-swap UPDATE on
+   the `attempts` it read: a queued job whose retry time has come, or a running one whose heartbeat
+   is stale (its worker died). The token of the run is that read + 1, taken from the swap itself,
+   so two runs can never hold the same token; every later write of the run is conditional on it.
+3. The handler registered for the job's kind runs its declared steps. Steps done by an earlier
+   attempt are not repeated (a retry resumes at the failed step); every step is idempotent anyway
+   (drivers are keyed by the resource id), so a re-run after a crash picks up what exists.
+   A heartbeat thread keeps the claim fresh.
+4. A transient failure (e.g. a driver's Unavailable) puts the job back in the queue with backoff,
+   while attempts remain; anything else fails it. On success, failure or cancellation the handler's
+   hooks set the resource's state in the same transaction that ends the job.
 
-`job_sweep()` (Celery beat) re-sends queued jobs whose message may be lost and running jobs whose
-worker died, and fails jobs that ran out of attempts.
+Time is always the database's (`Now()`): web servers, workers and beat may run on machines whose
+clocks disagree. Each kind has a deadline from its first start; past it the job fails "timed out".
+
+`job_sweep()` (run by beat) re-sends queued jobs whose message may be lost, re-queues running jobs
+whose worker died, fails jobs past their deadline or out of attempts, and wipes expired secrets.
 """
 
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 import threading
 import traceback
-from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any, ClassVar, TypeVar
 
 from django.conf import settings
 from django.db import connection, models, transaction
 from django.db.models import F, Q
+from django.db.models.functions import Coalesce, Now
 from django.utils import timezone
 
 from portal import crypto
-from portal.exceptions import ServiceError
-from portal.models import FINISHED_JOB_STATES, Job, JobState
+from portal.exceptions import Conflict, NotAllowed, ServiceError
+from portal.models import ACTIVE_JOB_STATES, FINISHED_JOB_STATES, Job, JobState
 
 logger = logging.getLogger(__name__)
 
@@ -46,30 +53,75 @@ class JobLost(Exception):
     """This run no longer owns the job (a newer attempt claimed it, or it ended): stop quietly."""
 
 
+class JobTimedOut(Exception):
+    """The job passed its deadline; raised at a step boundary of the run that notices it."""
+
+
 class JobFailure(Exception):
     """A failure whose message is meant for the user (e.g. a fabric refusal). Drivers' errors are
     translated into it by handlers, or raise ServiceError/DriverError which are treated the same."""
 
 
-class JobHandler(ABC):
-    """Base class of a job kind. Subclasses set `kind` and implement `run`.
+@dataclass(frozen=True)
+class Step:
+    """One declared step of a job kind, run by calling the handler's method `method(ctx, target)`.
 
-    `on_succeeded` and `on_failed` set the resource's state; they run inside the transaction that
-    ends the job, so resource state always follows the job.
+    `once`: a step done by an earlier attempt is not run again (its effect lives on the resource,
+    e.g. the VM's fabric id); steps whose output a later step needs in memory say `once=False`.
+    `best_effort`: bookkeeping (e.g. reading a cloud's usage back) whose failure is logged and
+    left to the next sync instead of failing work that was done.
+    """
+
+    name: str
+    method: str
+    done_percent: int
+    once: bool = True
+    best_effort: bool = False
+
+
+class JobHandler:
+    """Base class of a job kind. Subclasses set `kind`, `label` and `steps`, implement `load` and
+    one method per step.
+
+    The hooks set the resource's state; they run inside the transaction that ends the job (or that
+    puts a failed job back in the queue, for `prepare_retry`), so resource state always follows it.
     """
 
     kind: ClassVar[str]
     label: ClassVar[str] = ""
+    steps: ClassVar[tuple[Step, ...]] = ()
+    # Seconds from the first start after which the job fails as timed out; None: the default
+    # (CANOPY_JOB_DEADLINE_SECONDS). CANOPY_JOB_DEADLINES overrides either per kind.
+    deadline_seconds: ClassVar[float | None] = None
 
-    @abstractmethod
+    def load(self, ctx: JobContext) -> Any:
+        """The job's target, loaded once per run and passed to every step method."""
+        return None
+
     def run(self, ctx: JobContext) -> None:
-        """Do the work in named steps (ctx.step); raise to fail the job with a message."""
+        """Run the declared steps in order, skipping those an earlier attempt finished."""
+        target = self.load(ctx)
+        for step in self.steps:
+            ctx.run_step(step, functools.partial(getattr(self, step.method), ctx, target))
 
-    def on_succeeded(self, job: Job) -> None:  # noqa: B027 - optional hook
+    def on_succeeded(self, job: Job) -> None:
         """Set the resource's final state. Default: nothing."""
 
-    def on_failed(self, job: Job) -> None:  # noqa: B027 - optional hook
-        """Set the resource's state after a failure. Default: nothing."""
+    def on_failed(self, job: Job) -> None:
+        """Set the resource's state after a failure (one the user can act on). Default: nothing."""
+
+    def on_cancelled(self, job: Job) -> None:
+        """Set the resource's state after staff cancelled the job. Default: as after a failure."""
+        self.on_failed(job)
+
+    def prepare_retry(self, job: Job, *, by: Any) -> None:
+        """Check a failed job may run again and put its resource back in its busy state; raise
+        NotAllowed (ServiceError) if not. Default: retry is refused."""
+        raise NotAllowed(f"{self.label or self.kind} can't be retried.")
+
+    def deadline(self) -> float:
+        default = self.deadline_seconds or settings.CANOPY_JOB_DEADLINE_SECONDS
+        return float(settings.CANOPY_JOB_DEADLINES.get(self.kind, default))
 
 
 _handlers: dict[str, JobHandler] = {}
@@ -77,11 +129,16 @@ H = TypeVar("H", bound=type[JobHandler])
 
 # Errors whose text is safe and useful to show the user as the job's error.
 _user_errors: list[type[BaseException]] = [JobFailure, ServiceError]
+# Errors that say "trying again later may succeed": retried with backoff while attempts remain.
+_transient_errors: list[type[BaseException]] = []
 
 
 def register(handler_class: H) -> H:
     """Class decorator: register a JobHandler for its `kind`."""
-    _handlers[handler_class.kind] = handler_class()
+    handler = handler_class()
+    if not handler.steps and type(handler).run is JobHandler.run:
+        raise TypeError(f"{handler_class.__name__} declares no steps")
+    _handlers[handler_class.kind] = handler
     return handler_class
 
 
@@ -89,6 +146,13 @@ def register_user_error(exc_class: type[BaseException]) -> None:
     """Let an app declare an exception type whose message is shown to users (e.g. DriverError)."""
     if exc_class not in _user_errors:
         _user_errors.append(exc_class)
+
+
+def register_transient_error(exc_class: type[BaseException]) -> None:
+    """Let an app declare an exception type that is retried with backoff (e.g. a driver's Unavailable)."""
+    register_user_error(exc_class)
+    if exc_class not in _transient_errors:
+        _transient_errors.append(exc_class)
 
 
 def get_handler(kind: str) -> JobHandler:
@@ -101,8 +165,18 @@ def job_label(job: Job) -> str:
     return f"{label} {job.target_name}".strip()
 
 
-def _now() -> Any:
-    return timezone.now()
+def _ago(seconds: float) -> Any:
+    """The database's clock minus `seconds`, as an expression (never the worker's clock)."""
+    return Now() - timedelta(seconds=seconds)
+
+
+def _later(seconds: float) -> Any:
+    return Now() + timedelta(seconds=seconds)
+
+
+def _iso_now() -> str:
+    """Display timestamps inside the step log (informational only; no decision is based on them)."""
+    return timezone.now().isoformat()
 
 
 # --- creating and sending --------------------------------------------------------------------------
@@ -121,7 +195,8 @@ def job_create(
     """Create a job for `target` and send it when the surrounding transaction commits.
 
     Call it inside the transaction that changes the resource, so both exist or neither does.
-    `secret` is stored encrypted on the job row (never in the broker) and wiped when the job ends.
+    `secret` is stored encrypted on the job row (never in the broker); it is wiped when the job
+    succeeds, or when a failed job can no longer be retried (CANOPY_JOB_SECRET_RETENTION_SECONDS).
     """
     if kind not in _handlers:
         raise LookupError(f"no job handler registered for {kind!r}")
@@ -141,44 +216,66 @@ def job_create(
     return job
 
 
-def job_dispatch(job_id: str) -> None:
+def job_dispatch(job_id: str, *, countdown: float | None = None) -> None:
     """Send the job's message. A broker error is logged, not raised: the sweeper re-sends it."""
     from portal.tasks import run_job
 
     try:
-        run_job.delay(str(job_id))
+        if countdown:
+            run_job.apply_async((str(job_id),), countdown=countdown)
+        else:
+            run_job.delay(str(job_id))
     except Exception:
         logger.exception("could not send job %s to the broker; the sweeper will retry", job_id)
         return
-    Job.objects.filter(pk=job_id).update(dispatched_at=_now())
+    Job.objects.filter(pk=job_id).update(
+        dispatched_at=_later(countdown) if countdown else Now(), dispatch_count=F("dispatch_count") + 1
+    )
 
 
 # --- claiming and running ---------------------------------------------------------------------------
 
 
-def _stale_before() -> Any:
-    return _now() - timedelta(seconds=settings.CANOPY_JOB_STALE_SECONDS)
+def _claimable() -> Q:
+    queued = Q(state=JobState.QUEUED) & (Q(retry_at__isnull=True) | Q(retry_at__lte=Now()))
+    orphaned = Q(state=JobState.RUNNING, heartbeat__lt=_ago(settings.CANOPY_JOB_STALE_SECONDS))
+    return queued | orphaned
+
+
+def _load_for_claim(job_id: str) -> Job | None:
+    return Job.objects.filter(pk=job_id).first()
 
 
 def job_claim(job_id: str) -> Job | None:
     """Claim a job for this worker, or return None if it isn't ours to run.
 
-    Compare-and-swap: only a queued job, or a running job whose heartbeat is stale, is claimed,
-    and only while attempts remain. Two workers racing for one job: exactly one UPDATE matches.
+    Compare-and-swap on the attempts read: the UPDATE matches only if no other claim happened since
+    the read, the job is claimable (queued and due, or running with a stale heartbeat) and attempts
+    remain. The returned job's `attempts` is this run's fencing token (read + 1), known from the
+    swap itself: a worker that stalls anywhere in here can only lose the race, never share a token.
     """
-    now = _now()
-    claimable = Q(state=JobState.QUEUED) | Q(state=JobState.RUNNING, heartbeat__lt=_stale_before())
+    job = _load_for_claim(job_id)
+    if job is None or job.state in FINISHED_JOB_STATES or job.attempts >= job.max_attempts:
+        return None
+    seen = job.attempts
+    handler = _handlers.get(job.kind)
+    deadline = handler.deadline() if handler else settings.CANOPY_JOB_DEADLINE_SECONDS
     updated = (
-        Job.objects.filter(pk=job_id)
-        .filter(claimable, attempts__lt=F("max_attempts"))
-        .update(state=JobState.RUNNING, attempts=F("attempts") + 1, heartbeat=now, error="")
+        Job.objects.filter(pk=job_id, attempts=seen)
+        .filter(_claimable(), attempts__lt=F("max_attempts"))
+        .update(
+            state=JobState.RUNNING,
+            attempts=seen + 1,
+            heartbeat=Now(),
+            started_at=Coalesce(F("started_at"), Now()),
+            deadline_at=Coalesce(F("deadline_at"), _later(deadline)),
+            retry_at=None,
+            error="",
+        )
     )
     if not updated:
         return None
-    job = Job.objects.get(pk=job_id)
-    if job.started_at is None:
-        Job.objects.filter(pk=job_id, attempts=job.attempts).update(started_at=now)
-        job.started_at = now
+    job.attempts, job.state, job.error, job.retry_at = seen + 1, JobState.RUNNING, "", None
     return job
 
 
@@ -195,7 +292,7 @@ class _Heartbeat(threading.Thread):
             while not self.stopped.wait(settings.CANOPY_JOB_HEARTBEAT_SECONDS):
                 try:
                     Job.objects.filter(pk=self.job_id, attempts=self.attempt, state=JobState.RUNNING).update(
-                        heartbeat=_now()
+                        heartbeat=Now()
                     )
                 except Exception:  # a lost beat is survivable; the next one may get through
                     logger.warning("heartbeat of job %s failed", self.job_id, exc_info=True)
@@ -213,6 +310,8 @@ class JobContext:
 
     job: Job
     attempt: int
+    # Scratch space of this run, for what one step hands the next (e.g. what the fabric reported).
+    data: dict[str, Any] = field(default_factory=dict)
 
     @property
     def params(self) -> dict[str, Any]:
@@ -222,10 +321,12 @@ class JobContext:
         return crypto.decrypt(self.job.secret) if self.job.secret else None
 
     def _write(self, **fields: Any) -> None:
-        updated = Job.objects.filter(pk=self.job.pk, attempts=self.attempt, state=JobState.RUNNING).update(
-            heartbeat=_now(), **fields
-        )
+        """A fenced write: only while this run owns the running job and its deadline hasn't passed."""
+        mine = Job.objects.filter(pk=self.job.pk, attempts=self.attempt, state=JobState.RUNNING)
+        updated = mine.filter(Q(deadline_at__isnull=True) | Q(deadline_at__gt=Now())).update(heartbeat=Now(), **fields)
         if not updated:
+            if mine.exists():
+                raise JobTimedOut(str(self.job.pk))
             raise JobLost(str(self.job.pk))
         for name, value in fields.items():
             setattr(self.job, name, value)
@@ -236,25 +337,56 @@ class JobContext:
             fields["step"] = message
         self._write(**fields)
 
+    def done_before(self, name: str) -> bool:
+        """True if an earlier attempt of this job finished the step `name`."""
+        return any(s.get("name") == name and s.get("state") == "done" for s in self.job.steps)
+
     @contextmanager
     def step(self, name: str, *, done_percent: int) -> Iterator[None]:
-        """Record a named step in the job's log; on exit, progress jumps to `done_percent`."""
+        """Record a named step in the job's log; on exit, progress jumps to `done_percent`.
+
+        The step's start is a fenced write, so a cancelled, timed-out or superseded run stops here,
+        at a step boundary, before doing anything more.
+        """
         steps = list(self.job.steps)
-        entry = {"name": name, "state": "running", "attempt": self.attempt, "started": _now().isoformat()}
+        entry = {"name": name, "state": "running", "attempt": self.attempt, "started": _iso_now()}
         steps.append(entry)
         # Move the bar as soon as work starts, so a long first step doesn't look stuck at 0%.
         self._write(steps=steps, step=name, percent=max(self.job.percent, 5))
         try:
             yield
-        except JobLost:
+        except (JobLost, JobTimedOut):
             raise
         except BaseException as exc:
-            entry.update(state="failed", ended=_now().isoformat(), message=_user_message(exc))
-            with contextlib.suppress(JobLost):
+            entry.update(state="failed", ended=_iso_now(), message=_user_message(exc))
+            with contextlib.suppress(JobLost, JobTimedOut):
                 self._write(steps=steps)
             raise
-        entry.update(state="done", ended=_now().isoformat())
-        self._write(steps=steps, percent=done_percent)
+        entry.update(state="done", ended=_iso_now())
+        self._write(steps=steps, percent=max(self.job.percent, done_percent))
+
+    def run_step(self, step: Step, body: Callable[[], Any]) -> None:
+        """Run one declared step: skipped if an earlier attempt did it; bookkeeping failures logged."""
+        if step.once and self.done_before(step.name):
+            return
+        try:
+            with self.step(step.name, done_percent=step.done_percent):
+                body()
+        except (JobLost, JobTimedOut):
+            raise
+        except Exception as exc:
+            if not step.best_effort:
+                raise
+            logger.warning(
+                "job %s: bookkeeping step %r failed; left to the next sync", self.job.pk, step.name, exc_info=True
+            )
+            self._note_last_step(f"{_user_message(exc)} (left to the next synchronization)", state="skipped")
+
+    def _note_last_step(self, message: str, *, state: str) -> None:
+        steps = list(self.job.steps)
+        if steps:
+            steps[-1] = {**steps[-1], "state": state, "message": message, "ended": _iso_now()}
+            self._write(steps=steps)
 
     @contextmanager
     def guarded(self) -> Iterator[None]:
@@ -276,38 +408,71 @@ def _user_message(exc: BaseException) -> str:
     return f"Internal error ({type(exc).__name__}); the provider has been notified."
 
 
-def _finish(job: Job, attempt: int, state: str, error: str = "") -> bool:
-    """End the job (fenced by attempt) and let its handler set the resource state, atomically."""
+def _finish(job: Job, attempt: int, state: str, error: str = "", *, by: Any = None) -> bool:
+    """End the job (fenced by attempt) and let its handler set the resource state, atomically.
+
+    The secret is wiped on success; a failed or cancelled job keeps it (encrypted) so it can be
+    retried, until the sweeper wipes it after CANOPY_JOB_SECRET_RETENTION_SECONDS.
+    """
     handler = _handlers.get(job.kind)
+    fields: dict[str, Any] = {"state": state, "error": error, "finished_at": Now(), "step": "", "retry_at": None}
+    if state == JobState.SUCCEEDED:
+        fields.update(secret="", percent=100)
     with transaction.atomic():
         updated = (
-            Job.objects.filter(pk=job.pk, attempts=attempt)
-            .exclude(state__in=FINISHED_JOB_STATES)
-            .update(
-                state=state,
-                error=error,
-                secret="",
-                finished_at=_now(),
-                percent=100 if state == JobState.SUCCEEDED else F("percent"),
-                step="",
-            )
+            Job.objects.filter(pk=job.pk, attempts=attempt).exclude(state__in=FINISHED_JOB_STATES).update(**fields)
         )
         if not updated:
             return False
-        job.refresh_from_db()
+        for name, value in fields.items():
+            if name != "finished_at":
+                setattr(job, name, value)
+        job.finished_at = timezone.now()
         if handler is not None:
             if state == JobState.SUCCEEDED:
                 handler.on_succeeded(job)
+            elif state == JobState.CANCELLED:
+                handler.on_cancelled(job)
             else:
                 handler.on_failed(job)
     return True
 
 
+def _backoff(attempt: int) -> float:
+    """Seconds before the next attempt after `attempt` failed transiently: 1x, 2x, 4x... the base."""
+    base = settings.CANOPY_JOB_RETRY_BACKOFF_SECONDS
+    return min(base * 2 ** max(0, attempt - 1), settings.CANOPY_JOB_RETRY_BACKOFF_MAX_SECONDS)
+
+
+def _requeue_after_transient(job: Job, attempt: int, exc: BaseException) -> float | None:
+    """Put a transiently failed run back in the queue with backoff; None if no attempt is left."""
+    if attempt >= job.max_attempts:
+        return None
+    delay = _backoff(attempt)
+    note = f"retrying in {delay:g} s (attempt {attempt + 1} of {job.max_attempts})"
+    steps = list(job.steps)
+    if steps and steps[-1].get("attempt") == attempt and steps[-1].get("state") == "failed":
+        steps[-1] = {**steps[-1], "state": "retrying", "message": f"{_user_message(exc)} — {note}"}
+    updated = Job.objects.filter(pk=job.pk, attempts=attempt, state=JobState.RUNNING).update(
+        state=JobState.QUEUED,
+        retry_at=_later(delay),
+        steps=steps,
+        step=f"{_user_message(exc)} — {note[0].upper()}{note[1:]}",
+        heartbeat=None,
+        dispatch_count=0,
+    )
+    if not updated:
+        return None
+    logger.info("job %s attempt %s failed transiently (%s); %s", job.pk, attempt, exc, note)
+    return delay
+
+
 def job_execute(job_id: str) -> str | None:
-    """Claim and run one job; the Celery task's whole body. Returns the state it ended in, if any."""
+    """Claim and run one job; the Celery task's whole body. Returns the state it ended in, if any
+    ("queued" when a transient failure put it back for a later attempt)."""
     job = job_claim(job_id)
     if job is None:
-        logger.info("job %s not claimable (done, running elsewhere, or out of attempts)", job_id)
+        logger.info("job %s not claimable (done, running elsewhere, not due, or out of attempts)", job_id)
         return None
     attempt = job.attempts
     ctx = JobContext(job=job, attempt=attempt)
@@ -316,10 +481,20 @@ def job_execute(job_id: str) -> str | None:
     try:
         _handlers[job.kind].run(ctx)
     except JobLost:
-        logger.warning("job %s attempt %s lost its claim; stopping", job_id, attempt)
+        logger.warning(
+            "job %s attempt %s lost its claim (cancelled, timed out or superseded); stopping", job_id, attempt
+        )
         return None
+    except JobTimedOut:
+        _finish(job, attempt, JobState.FAILED, _timeout_message(job))
+        return JobState.FAILED
     except Exception as exc:
-        if not isinstance(exc, tuple(_user_errors)):
+        if isinstance(exc, tuple(_transient_errors)):
+            delay = _requeue_after_transient(job, attempt, exc)
+            if delay is not None:
+                job_dispatch(str(job.pk), countdown=delay)
+                return JobState.QUEUED
+        elif not isinstance(exc, tuple(_user_errors)):
             logger.error("job %s failed:\n%s", job_id, traceback.format_exc())
         _finish(job, attempt, JobState.FAILED, _user_message(exc))
         return JobState.FAILED
@@ -329,9 +504,100 @@ def job_execute(job_id: str) -> str | None:
     return JobState.SUCCEEDED
 
 
+def _timeout_message(job: Job) -> str:
+    handler = _handlers.get(job.kind)
+    seconds = handler.deadline() if handler else settings.CANOPY_JOB_DEADLINE_SECONDS
+    where = f" in step '{job.step}'" if job.step else ""
+    return f"Timed out: the job did not finish within {seconds:g} s{where}."
+
+
 def job_fail(job: Job, message: str) -> bool:
-    """Fail a job from outside its run (sweeper, cancellation by staff), setting resource state."""
+    """Fail a job from outside its run (the sweeper), setting resource state."""
     return _finish(job, job.attempts, JobState.FAILED, message)
+
+
+# --- staff and tenant actions on jobs ---------------------------------------------------------------
+
+
+def job_cancel(*, job: Job, by: Any) -> Job:
+    """Cancel a queued or running job (staff). It ends at once as Cancelled and its handler puts the
+    resource in a state the user can act on; a running worker stops at its next step boundary, and
+    the fencing token makes anything it still writes harmless. Raises NotAllowed if it has ended."""
+    for _ in range(5):  # the attempt we read may move under us (a worker claiming it): read again
+        job = Job.objects.get(pk=job.pk)
+        if job.is_finished:
+            raise NotAllowed(f"The job '{job.label}' has already ended ({job.get_state_display().lower()}).")
+        who = getattr(by, "email", None) or "staff"
+        if _finish(job, job.attempts, JobState.CANCELLED, f"Cancelled by {who}."):
+            return job
+    raise Conflict("The job changed while it was being cancelled; try again.")
+
+
+def job_retry(*, job: Job, by: Any) -> Job:
+    """Run a failed (or cancelled) job again, resuming at the step that failed.
+
+    The handler checks the resource still allows it (and puts it back in its busy state) in the
+    same transaction; the job gets a fresh set of attempts and deadline. Raises NotAllowed or Conflict.
+    """
+    handler = _handlers.get(job.kind)
+    with transaction.atomic():
+        job = Job.objects.select_for_update().get(pk=job.pk)
+        if job.state not in (JobState.FAILED, JobState.CANCELLED):
+            raise NotAllowed(
+                f"Only a failed or cancelled job can be retried; this one is {job.get_state_display().lower()}."
+            )
+        busy = (
+            Job.objects.filter(target_type=job.target_type, target_id=job.target_id, state__in=ACTIVE_JOB_STATES)
+            .exclude(pk=job.pk)
+            .exists()
+        )
+        if busy:
+            raise Conflict(f"Another job is already working on '{job.target_name}'.")
+        if handler is None:
+            raise NotAllowed(f"Jobs of kind '{job.kind}' can't be retried.")
+        handler.prepare_retry(job, by=by)
+        who = getattr(by, "email", None) or "staff"
+        steps = [
+            *job.steps,
+            {"name": f"Retry requested by {who}", "state": "retry", "attempt": job.attempts, "started": _iso_now()},
+        ]
+        Job.objects.filter(pk=job.pk).update(
+            state=JobState.QUEUED,
+            error="",
+            step="",
+            steps=steps,
+            finished_at=None,
+            retry_at=None,
+            deadline_at=None,
+            heartbeat=None,
+            dispatched_at=None,
+            dispatch_count=0,
+            retries=F("retries") + 1,
+            max_attempts=F("attempts") + settings.CANOPY_JOB_MAX_ATTEMPTS,
+        )
+        job_id = str(job.pk)
+        transaction.on_commit(lambda: job_dispatch(job_id))
+    job.refresh_from_db()
+    return job
+
+
+def job_can_retry(job: Job) -> bool:
+    """Whether the pages offer Retry for this job (the service still checks the resource)."""
+    handler = _handlers.get(job.kind)
+    return (
+        job.state in (JobState.FAILED, JobState.CANCELLED)
+        and handler is not None
+        and type(handler).prepare_retry is not JobHandler.prepare_retry
+    )
+
+
+def job_wipe_secrets(*, target: models.Model) -> int:
+    """Forget the secrets kept for retries of a resource's jobs (e.g. once the resource is deleted)."""
+    return (
+        Job.objects.filter(target_type=target._meta.label_lower, target_id=str(target.pk))
+        .exclude(secret="")
+        .update(secret="")
+    )
 
 
 # --- sweeping ------------------------------------------------------------------------------------------
@@ -342,18 +608,27 @@ class SweepResult:
     requeued: int = 0
     resent: int = 0
     failed: int = 0
+    timed_out: int = 0
+    secrets_wiped: int = 0
 
 
 def job_sweep(*, send: Callable[[str], None] | None = None) -> SweepResult:
-    """Recover jobs whose worker died or whose message was lost. Safe to run anywhere, any time.
+    """Recover jobs whose worker died or whose message was lost, and end jobs that can't finish.
+    Safe to run anywhere, any time; every decision is made on the database's clock.
 
-    Re-sending is harmless: a message for a job that is done or running with a fresh heartbeat is
-    dropped by the claim.
+    Re-sending is harmless: a message for a job that is done, not due, or running with a fresh
+    heartbeat is dropped by the claim. A message that keeps getting lost (broker down, no worker)
+    is re-sent less and less often, and the job shows "waiting for a worker" instead.
     """
     send = send or job_dispatch
     result = SweepResult()
-    now = _now()
-    for job in Job.objects.filter(state=JobState.RUNNING, heartbeat__lt=_stale_before()):
+
+    for job in Job.objects.filter(state__in=ACTIVE_JOB_STATES, deadline_at__lt=Now()):
+        if _finish(job, job.attempts, JobState.FAILED, _timeout_message(job)):
+            logger.warning("job %s timed out in step %r", job.pk, job.step)
+            result.timed_out += 1
+
+    for job in Job.objects.filter(state=JobState.RUNNING, heartbeat__lt=_ago(settings.CANOPY_JOB_STALE_SECONDS)):
         if job.attempts >= job.max_attempts:
             if job_fail(job, f"The job stopped responding {job.attempts} times (worker lost); giving up."):
                 result.failed += 1
@@ -361,11 +636,29 @@ def job_sweep(*, send: Callable[[str], None] | None = None) -> SweepResult:
             logger.warning("job %s: worker lost (heartbeat %s); re-queueing", job.pk, job.heartbeat)
             send(str(job.pk))
             result.requeued += 1
-    lost_before = now - timedelta(seconds=settings.CANOPY_JOB_REQUEUE_SECONDS)
-    lost = Job.objects.filter(state=JobState.QUEUED).filter(
-        Q(dispatched_at__lt=lost_before) | Q(dispatched_at__isnull=True, created_at__lt=lost_before)
-    )
-    for job_id in lost.values_list("pk", flat=True):
-        send(str(job_id))
+
+    # A queued job is lost if its message should have been consumed long ago. Each re-send doubles
+    # the wait before the next one (capped), so a dead broker isn't hammered forever.
+    requeue = settings.CANOPY_JOB_REQUEUE_SECONDS
+    lost = Q()
+    for n in range(6):
+        wait = min(requeue * 2**n, 3600)
+        cond = Q(dispatch_count=n + 1) if n < 5 else Q(dispatch_count__gte=n + 1)
+        lost |= cond & Q(dispatched_at__lt=_ago(wait))
+    lost |= Q(dispatched_at__isnull=True, created_at__lt=_ago(requeue))
+    for job in Job.objects.filter(state=JobState.QUEUED).filter(lost).only("pk", "dispatch_count"):
+        if job.dispatch_count >= 2:
+            logger.warning(
+                "job %s has been sent %s times and no worker took it; is the broker up?", job.pk, job.dispatch_count
+            )
+        send(str(job.pk))
         result.resent += 1
+
+    result.secrets_wiped = (
+        Job.objects.filter(
+            state__in=FINISHED_JOB_STATES, finished_at__lt=_ago(settings.CANOPY_JOB_SECRET_RETENTION_SECONDS)
+        )
+        .exclude(secret="")
+        .update(secret="")
+    )
     return result

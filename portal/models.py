@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import uuid
+from typing import Any
 
 from django.conf import settings
 from django.db import models
+from django.utils import timezone
 
 
 class JobState(models.TextChoices):
@@ -17,6 +19,7 @@ class JobState(models.TextChoices):
 
 
 FINISHED_JOB_STATES = (JobState.SUCCEEDED, JobState.FAILED, JobState.CANCELLED)
+ACTIVE_JOB_STATES = (JobState.QUEUED, JobState.RUNNING)
 
 
 class Job(models.Model):
@@ -48,9 +51,13 @@ class Job(models.Model):
     secret = models.TextField(blank=True)
     attempts = models.PositiveIntegerField(default=0)
     max_attempts = models.PositiveIntegerField(default=3)
+    retries = models.PositiveIntegerField(default=0, help_text="how many times a user re-ran the failed job")
     heartbeat = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
-    dispatched_at = models.DateTimeField(null=True, blank=True)
+    dispatched_at = models.DateTimeField(null=True, blank=True, help_text="when the last message was (to be) delivered")
+    dispatch_count = models.PositiveIntegerField(default=0, help_text="messages sent since it was last queued")
+    retry_at = models.DateTimeField(null=True, blank=True, help_text="a transient failure's backoff: not before")
+    deadline_at = models.DateTimeField(null=True, blank=True, help_text="failed as timed out after this")
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
 
@@ -68,6 +75,22 @@ class Job(models.Model):
     @property
     def is_finished(self) -> bool:
         return self.state in FINISHED_JOB_STATES
+
+    @property
+    def waiting_since(self) -> Any:
+        """When the job became due to run, if it is queued (a retry waits from its backoff's end)."""
+        if self.state != JobState.QUEUED:
+            return None
+        return self.retry_at or self.created_at
+
+    @property
+    def is_waiting_for_worker(self) -> bool:
+        """Queued and due for longer than CANOPY_JOB_WAITING_SECONDS: no worker is taking jobs (or
+        the broker is down). Shown to users instead of a bar that never moves."""
+        since = self.waiting_since
+        if since is None:
+            return False
+        return (timezone.now() - since).total_seconds() > settings.CANOPY_JOB_WAITING_SECONDS
 
     @property
     def label(self) -> str:

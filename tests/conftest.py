@@ -76,3 +76,9 @@ def staff_client(staff_site, staff_user) -> Client:
     client = Client()
     client.force_login(staff_user, backend="portal.auth.SiteBackend")
     return client
+
+
+@pytest.fixture
+def vm_job(subscription, endpoint):
+    """A quick-created VM 'web01' and its queued create job."""
+    return factories.make_vm_job(subscription, endpoint)

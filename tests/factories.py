@@ -9,6 +9,8 @@ from typing import Any
 
 import factory
 
+from fabric.drivers import CapacityExceeded
+from fabric.drivers.simulator import SimulatorDriver
 from fabric.models import Cloud, FabricEndpoint, HardwareProfile, VirtualMachine, VMTemplate
 from fabric.services import endpoint_register, plan_vm_cloud_set, vm_create
 from portal.jobs import job_execute
@@ -79,14 +81,33 @@ def catalog(endpoint: FabricEndpoint) -> tuple[VMTemplate, HardwareProfile]:
     )
 
 
+def make_vm_job(
+    subscription: Subscription, endpoint: FabricEndpoint, name: str = "web01"
+) -> tuple[VirtualMachine, Job]:
+    """A VM quick-created through the service, and its create job (queued, not run)."""
+    template, size = catalog(endpoint)
+    return vm_create(
+        subscription=subscription, name=name, template=template, hardware_profile=size, admin_password=VM_PASSWORD
+    )
+
+
+def fabric_refuses(monkeypatch: Any, operation: str, message: str = "Cloud 'Gold' is out of capacity.") -> Any:
+    """Make the simulator refuse `operation` (CapacityExceeded, which is never retried); returns a
+    function that lets it work again."""
+    original = getattr(SimulatorDriver, operation)
+
+    def refuse(self: SimulatorDriver, *args: Any, **kwargs: Any) -> Any:
+        raise CapacityExceeded(message)
+
+    monkeypatch.setattr(SimulatorDriver, operation, refuse)
+    return lambda: monkeypatch.setattr(SimulatorDriver, operation, original)
+
+
 def make_vm(
     subscription: Subscription, endpoint: FabricEndpoint, name: str = "web01", *, run: bool = True
 ) -> VirtualMachine:
     """A VM quick-created through the service; `run` executes its job so it ends up running."""
-    template, size = catalog(endpoint)
-    vm, _ = vm_create(
-        subscription=subscription, name=name, template=template, hardware_profile=size, admin_password=VM_PASSWORD
-    )
+    vm, _ = make_vm_job(subscription, endpoint, name)
     if run:
         run_queued_jobs()
         vm.refresh_from_db()

@@ -180,6 +180,21 @@ CANOPY_JOB_STALE_SECONDS = float(os.environ.get("CANOPY_JOB_STALE_SECONDS", "30"
 # A queued job older than this whose message may have been lost is sent again by the sweeper.
 CANOPY_JOB_REQUEUE_SECONDS = float(os.environ.get("CANOPY_JOB_REQUEUE_SECONDS", "60"))
 CANOPY_JOB_MAX_ATTEMPTS = int(os.environ.get("CANOPY_JOB_MAX_ATTEMPTS", "3"))
+# A transient failure (the fabric "not answering") is retried after base, 2x base, 4x base... seconds.
+CANOPY_JOB_RETRY_BACKOFF_SECONDS = float(os.environ.get("CANOPY_JOB_RETRY_BACKOFF_SECONDS", "2"))
+CANOPY_JOB_RETRY_BACKOFF_MAX_SECONDS = float(os.environ.get("CANOPY_JOB_RETRY_BACKOFF_MAX_SECONDS", "60"))
+# Deadlines from a job's first start: a default, and per kind ("vm.create=1800,endpoint.sync=300").
+CANOPY_JOB_DEADLINE_SECONDS = float(os.environ.get("CANOPY_JOB_DEADLINE_SECONDS", "3600"))
+CANOPY_JOB_DEADLINES: dict[str, float] = {
+    kind.strip(): float(seconds)
+    for kind, _, seconds in (
+        item.partition("=") for item in os.environ.get("CANOPY_JOB_DEADLINES", "").split(",") if "=" in item
+    )
+}
+# A queued job nobody took for this long shows "waiting for a worker" (and warns on the staff overview).
+CANOPY_JOB_WAITING_SECONDS = float(os.environ.get("CANOPY_JOB_WAITING_SECONDS", "120"))
+# A failed job keeps its secret (encrypted) this long so it can be retried; then the sweeper wipes it.
+CANOPY_JOB_SECRET_RETENTION_SECONDS = float(os.environ.get("CANOPY_JOB_SECRET_RETENTION_SECONDS", str(24 * 3600)))
 
 # --- Fabric -------------------------------------------------------------------------------------
 # Where simulator endpoints keep their state unless their settings say otherwise.

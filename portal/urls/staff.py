@@ -2,6 +2,7 @@
 
 from django.urls import include, path
 
+from portal import api_urls
 from portal.views import auth, jobs
 
 pages = [
@@ -11,7 +12,7 @@ pages = [
 ]
 
 api = [
-    path("", include("portal.api_urls")),
+    path("", include(api_urls.staff_urlpatterns)),
     path("", include("fabric.api.staff_urls")),
     path("", include("tenants.api.staff_urls")),
 ]

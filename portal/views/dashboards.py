@@ -1,13 +1,23 @@
 """Overview pages and job lists of both sites."""
 
+from datetime import timedelta
+
+from django.conf import settings
 from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
+from django.utils import timezone
+from django.utils.timesince import timesince
 
 from fabric.selectors import cloud_list, vm_list
-from portal.selectors import job_list
+from portal.selectors import job_list, jobs_waiting_for_worker
 from tenants.selectors import plan_list, subscription_list
+
+
+def _duration(seconds: float) -> str:
+    now = timezone.now()
+    return timesince(now - timedelta(seconds=seconds), now)
 
 
 @login_required
@@ -19,6 +29,8 @@ def staff_dashboard(request: HttpRequest) -> HttpResponse:
             "clouds": cloud_list(user=request.user),
             "plans": plan_list(user=request.user)[:10],
             "jobs": job_list(user=request.user)[:10],
+            "waiting_jobs": jobs_waiting_for_worker(user=request.user).count(),
+            "waiting_threshold": _duration(settings.CANOPY_JOB_WAITING_SECONDS),
         },
     )
 

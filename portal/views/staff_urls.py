@@ -1,9 +1,11 @@
 from django.urls import path
 
-from portal.views import dashboards, jobs
+from portal.views import dashboards, job_actions, jobs
 
 urlpatterns = [
     path("", dashboards.staff_dashboard, name="dashboard"),
     path("jobs/", dashboards.jobs, name="jobs"),
     path("jobs/<uuid:pk>/", jobs.job_detail, name="job"),
+    path("jobs/<uuid:pk>/retry/", job_actions.job_retry_view, name="job-retry"),
+    path("jobs/<uuid:pk>/cancel/", job_actions.job_cancel_view, name="job-cancel"),
 ]

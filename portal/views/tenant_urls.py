@@ -1,9 +1,10 @@
 from django.urls import path
 
-from portal.views import dashboards, jobs
+from portal.views import dashboards, job_actions, jobs
 
 urlpatterns = [
     path("", dashboards.tenant_dashboard, name="dashboard"),
     path("jobs/", dashboards.jobs, name="jobs"),
     path("jobs/<uuid:pk>/", jobs.job_detail, name="job"),
+    path("jobs/<uuid:pk>/retry/", job_actions.job_retry_view, name="job-retry"),
 ]

@@ -128,6 +128,6 @@ def test_endpoint_detail_query_count_is_pinned(staff_client, endpoint, django_as
 
 
 def test_overview_shows_clouds_capacity_and_plans(staff_client, plan, django_assert_max_num_queries):
-    with django_assert_max_num_queries(10):
+    with django_assert_max_num_queries(11):
         body = staff_client.get(reverse("staff:dashboard")).content.decode()
     assert "Gold" in body and "0 / 64" in body and plan.name in body

@@ -12,18 +12,6 @@ from portal.models import Job, JobState
 from tests import factories
 
 
-@pytest.fixture
-def vm_job(subscription, endpoint):
-    template, size = factories.catalog(endpoint)
-    return vm_create(
-        subscription=subscription,
-        name="web01",
-        template=template,
-        hardware_profile=size,
-        admin_password=factories.VM_PASSWORD,
-    )
-
-
 def test_a_job_is_claimed_once(vm_job):
     _, job = vm_job
     first = jobs.job_claim(str(job.pk))
@@ -42,13 +30,14 @@ def test_a_stale_job_is_reclaimed_and_the_old_run_is_fenced(vm_job):
     assert Job.objects.get(pk=job.pk).step != "zombie"
 
 
-def test_a_driver_failure_fails_the_job_with_its_message_and_the_vm(vm_job, endpoint):
+def test_a_driver_failure_that_outlasts_the_attempts_fails_the_job_and_the_vm(vm_job, endpoint, settings):
+    settings.CANOPY_JOB_RETRY_BACKOFF_SECONDS = 0
     vm, job = vm_job
-    endpoint_driver(endpoint).inject_failure("create_vm", "Host hv-03 is in maintenance.")
-    assert jobs.job_execute(str(job.pk)) == JobState.FAILED
+    endpoint_driver(endpoint).inject_failure("create_vm", "Host hv-03 is in maintenance.", times=3)
+    assert [jobs.job_execute(str(job.pk)) for _ in range(3)] == [JobState.QUEUED, JobState.QUEUED, JobState.FAILED]
     job.refresh_from_db()
-    assert job.error == "Host hv-03 is in maintenance."
-    assert job.steps[-1]["state"] == "failed" and job.secret == ""
+    assert job.error == "Host hv-03 is in maintenance." and job.attempts == 3
+    assert [s["state"] for s in job.steps] == ["retrying", "retrying", "failed"]
     assert VirtualMachine.objects.get(pk=vm.pk).state == VMState.FAILED
 
 
