@@ -142,23 +142,40 @@ X_FRAME_OPTIONS = "DENY"
 CSRF_FAILURE_VIEW = "portal.views.errors.csrf_failure"
 
 # --- Celery -------------------------------------------------------------------------------------
-BROKER_DIR = DATA_DIR / "broker"
 CELERY_BROKER_URL = os.environ.get("CELERY_BROKER_URL", "filesystem://")
-if CELERY_BROKER_URL.startswith("filesystem://"):
+
+
+def filesystem_broker_options(data_dir: Path) -> dict[str, object]:
+    """Transport options of Celery's filesystem broker keeping its messages under `data_dir`/broker."""
+    broker_dir = data_dir / "broker"
     for sub in ("in", "processed"):
-        (BROKER_DIR / sub).mkdir(parents=True, exist_ok=True)
-    CELERY_BROKER_TRANSPORT_OPTIONS: dict = {
-        "data_folder_in": str(BROKER_DIR / "in"),
-        "data_folder_out": str(BROKER_DIR / "in"),
-        "processed_folder": str(BROKER_DIR / "processed"),
+        (broker_dir / sub).mkdir(parents=True, exist_ok=True)
+    return {
+        "data_folder_in": str(broker_dir / "in"),
+        "data_folder_out": str(broker_dir / "in"),
+        "processed_folder": str(broker_dir / "processed"),
         # Exchange tables (kombu's default is ./control, relative to whatever the cwd is).
-        "control_folder": str(BROKER_DIR / "control"),
+        "control_folder": str(broker_dir / "control"),
         "store_processed": False,
     }
+
+
+if CELERY_BROKER_URL.startswith("filesystem://"):
+    CELERY_BROKER_TRANSPORT_OPTIONS: dict = filesystem_broker_options(DATA_DIR)
+    # The filesystem transport has no event loop, so Celery would drive the prefork pool in its
+    # synchronous mode, where idle children wait for work on one shared pipe under one shared lock.
+    # A child killed while it waits (kill -9, the OOM killer) dies holding that lock: its
+    # replacements wait for it forever and the worker takes messages it never runs. The threads
+    # pool has no child processes and no such lock, and Django gives each thread its own database
+    # connection. The worker process is then the only thing to kill, and honcho notices that.
+    CELERY_WORKER_POOL = "threads"
 else:
     # Longer than the longest job: Redis redelivers unacked messages after this, and the claim in
     # portal.jobs drops a redelivery of a job that is still running with a fresh heartbeat.
     CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 6 * 3600}
+    # On Redis the worker runs its event loop and the prefork pool gives each child its own pipe:
+    # a killed child is replaced and its task redelivered (acks_late, reject_on_worker_lost).
+    CELERY_WORKER_POOL = "prefork"
 # A queue name per deployment (or per test run): workers started with `-Q` consume only their own.
 CELERY_TASK_DEFAULT_QUEUE = os.environ.get("CANOPY_CELERY_QUEUE", "celery")
 CELERY_TASK_ACKS_LATE = True

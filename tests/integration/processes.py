@@ -15,7 +15,7 @@ import time
 import uuid
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 from urllib.parse import quote
 
 import pytest
@@ -23,6 +23,10 @@ from django.conf import settings
 from django.db import connection
 
 BASE_DIR = Path(settings.BASE_DIR)
+
+# The test process's broker (Redis, from CELERY_BROKER_URL), or the embedded default's, which keeps
+# its messages in the data dir the sender and the workers share.
+Broker = Literal["redis", "filesystem"]
 
 
 def require_postgres_and_redis() -> None:
@@ -43,13 +47,13 @@ def database_url() -> str:
     return f"postgres://{auth}{host}{port}/{quote(db['NAME'], safe='')}"
 
 
-def child_env(*, queue: str, data_dir: Path, **extra: str) -> dict[str, str]:
+def child_env(*, queue: str, data_dir: Path, broker: Broker = "redis", **extra: str) -> dict[str, str]:
     """Environment for a child process that must see this test's database, broker queue and keys."""
     env = {
         **os.environ,
         "DJANGO_SETTINGS_MODULE": "portal.settings.test",
         "DATABASE_URL": database_url(),
-        "CELERY_BROKER_URL": str(settings.CELERY_BROKER_URL),
+        "CELERY_BROKER_URL": str(settings.CELERY_BROKER_URL) if broker == "redis" else "filesystem://",
         "CANOPY_CELERY_QUEUE": queue,
         "CANOPY_DATA_DIR": str(data_dir),
         # Job secrets are encrypted with a key derived from SECRET_KEY: the child needs the same.
@@ -107,6 +111,17 @@ class Process:
             print(self.log()[-4000:])
             raise
 
+    def children(self) -> list[int]:
+        """Pids of the main process's children (a prefork worker's pool processes)."""
+        assert self.proc is not None
+        found = []
+        for stat in Path("/proc").glob("[0-9]*/stat"):
+            with contextlib.suppress(OSError):
+                # pid (comm) state ppid ...: comm may hold spaces and parentheses, so split after it.
+                if int(stat.read_text().rsplit(")", 1)[1].split()[1]) == self.proc.pid:
+                    found.append(int(stat.parent.name))
+        return sorted(found)
+
     def signal(self, sig: int) -> None:
         if self.proc is not None and self.proc.poll() is None:
             with contextlib.suppress(ProcessLookupError):
@@ -138,18 +153,18 @@ class Process:
             os.killpg(self.proc.pid, signal.SIGKILL)
 
 
-def worker_process(name: str, *, queue: str, data_dir: Path, log_dir: Path) -> Process:
+CELERY = [sys.executable, "-m", "celery", "-A", "portal"]
+
+
+def worker_process(
+    name: str, *, queue: str, data_dir: Path, log_dir: Path, broker: Broker = "redis", concurrency: int = 1
+) -> Process:
+    """A `celery worker` on `queue`, with the pool the settings choose for `broker`."""
     argv = [
-        sys.executable,
-        "-m",
-        "celery",
-        "-A",
-        "portal",
+        *CELERY,
         "worker",
-        "--pool",
-        "prefork",
         "--concurrency",
-        "1",
+        str(concurrency),
         "-Q",
         queue,
         "-n",
@@ -160,4 +175,13 @@ def worker_process(name: str, *, queue: str, data_dir: Path, log_dir: Path) -> P
         "-l",
         "info",
     ]
-    return Process(name, argv, child_env(queue=queue, data_dir=data_dir), log_dir / f"{name}.log")
+    env = child_env(queue=queue, data_dir=data_dir, broker=broker)
+    return Process(name, argv, env, log_dir / f"{name}.log")
+
+
+def beat_process(
+    name: str, *, queue: str, data_dir: Path, log_dir: Path, broker: Broker = "redis", **extra: str
+) -> Process:
+    """`celery beat`, which runs the job sweeper itself; `extra` goes to its environment."""
+    env = child_env(queue=queue, data_dir=data_dir, broker=broker, **extra)
+    return Process(name, [*CELERY, "beat", "-l", "info"], env, log_dir / f"{name}.log")

@@ -1,14 +1,18 @@
-"""Jobs run by real Celery workers: crashes, frozen workers, lost messages and exhausted retries.
+"""Jobs run by real Celery workers: crashes, killed pool children, frozen workers, lost messages
+and exhausted retries.
 
 What a provider would notice if the job framework were wrong: a VM stuck in Creating forever, a VM
-built twice on the fabric (billed twice, capacity taken twice), or a VM shown Running that isn't.
+built twice on the fabric (billed twice, capacity taken twice), a VM shown Running that isn't, or a
+worker that looks alive but never runs anything again.
 """
 
 from __future__ import annotations
 
+import os
 import signal
 import time
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
 from django.utils import timezone
@@ -17,7 +21,7 @@ from fabric.models import VirtualMachine, VMState
 from portal import jobs
 from portal.models import Job, JobState
 from tests import factories
-from tests.integration.processes import wait_for
+from tests.integration.processes import Process, wait_for
 
 pytestmark = [pytest.mark.worker, pytest.mark.django_db(transaction=True)]
 
@@ -154,3 +158,81 @@ def test_a_job_out_of_attempts_is_failed_by_the_sweeper(make_world, start_worker
     assert vm.state == VMState.FAILED
     assert job.secret != factories.VM_PASSWORD  # kept encrypted for a retry, until the retention ends
     assert jobs.job_claim(str(job.pk)) is None  # a late redelivery can't resurrect it
+
+
+# --- pool children killed (kill -9, as the OOM killer does) ---------------------------------------
+
+
+def busy_child(worker: Process) -> int:
+    """The pool child running a job: the one with a second thread, the job's heartbeat."""
+    busy = wait_for(
+        lambda: [pid for pid in worker.children() if len(list(Path(f"/proc/{pid}/task").iterdir())) > 1],
+        what="a pool child running the job",
+    )
+    assert len(busy) == 1
+    return busy[0]
+
+
+def test_new_jobs_run_after_the_idle_pool_children_are_killed(make_world, start_worker, broker):
+    """Once wedged the filesystem broker's worker: the prefork pool in Celery's synchronous loop
+    shares one queue lock among its children, and a child killed while waiting took it along."""
+    world = make_world()
+    worker = start_worker("idle", broker=broker, concurrency=2)
+    children = worker.children()
+    for pid in children:
+        os.kill(pid, signal.SIGKILL)
+
+    # More jobs than the worker prefetches (one per pool slot): each must run, not just be taken.
+    built = [world.quick_create(f"web0{i}") for i in range(3)]
+    for vm, job in built:
+        assert finished(job, timeout=20).state == JobState.SUCCEEDED
+        vm.refresh_from_db()
+        assert vm.state == VMState.RUNNING
+    # Redis: two prefork children, killed and replaced. The filesystem broker's worker uses the
+    # threads pool: it has no child process to kill, only its main process (a test below kills it).
+    assert len(children) == {"redis": 2, "filesystem": 0}[broker]
+
+
+def test_a_pool_child_killed_mid_job_is_recovered_and_new_jobs_still_run(make_world, start_worker):
+    world = make_world(latency=CREATE_LATENCY)
+    worker = start_worker("busy", concurrency=2)  # Redis, prefork: the production setting
+    vm, job = world.quick_create("web01")
+    provisioning(world, vm, job)
+
+    os.kill(busy_child(worker), signal.SIGKILL)
+    other_vm, other_job = world.quick_create("web02")
+    # The killed child's message comes back at once (reject_on_worker_lost) and is dropped while
+    # the job's heartbeat is fresh; once it is stale the sweeper sends the job again.
+    assert sweep_until("requeued").requeued == 1
+
+    job, other_job = finished(job), finished(other_job)
+    assert (job.state, job.attempts, other_job.state) == (JobState.SUCCEEDED, 2, JobState.SUCCEEDED)
+    vm.refresh_from_db()
+    other_vm.refresh_from_db()
+    assert (vm.state, other_vm.state) == (VMState.RUNNING, VMState.RUNNING)
+    assert world.fabric_vm_states(vm) == ["running"]
+    assert world.driver.operation_count("vm_created") == 2  # one each: the killed run built nothing twice
+
+
+@pytest.mark.parametrize("broker", ["filesystem"], indirect=True)
+def test_on_the_filesystem_broker_a_worker_killed_mid_job_is_recovered(make_world, start_worker, broker):
+    """The threads pool has no child to kill: the worker itself is what an OOM kill takes. Its
+    message was consumed when the worker fetched it (the filesystem broker has no redelivery)."""
+    world = make_world(latency=CREATE_LATENCY)
+    first = start_worker("first", broker=broker, concurrency=2)
+    assert first.children() == []
+    vm, job = world.quick_create("web01")
+    provisioning(world, vm, job)
+
+    first.kill()
+    start_worker("second", broker=broker, concurrency=2)
+    _, other_job = world.quick_create("web02")
+    assert sweep_until("requeued").requeued == 1
+
+    job, other_job = finished(job), finished(other_job)
+    assert (job.state, job.attempts, other_job.state) == (JobState.SUCCEEDED, 2, JobState.SUCCEEDED)
+    vm.refresh_from_db()
+    assert vm.state == VMState.RUNNING
+    assert world.fabric_vm_states(vm) == ["running"]
+    assert world.driver.operation_count("vm_created") == 2
+
