@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 import secrets
-from datetime import timedelta
 from pathlib import Path
 
 import dj_database_url
@@ -167,7 +166,8 @@ if CELERY_BROKER_URL.startswith("filesystem://"):
     # A child killed while it waits (kill -9, the OOM killer) dies holding that lock: its
     # replacements wait for it forever and the worker takes messages it never runs. The threads
     # pool has no child processes and no such lock, and Django gives each thread its own database
-    # connection. The worker process is then the only thing to kill, and honcho notices that.
+    # connection. The worker is then the only process to kill, and honcho stops the demo when it
+    # dies rather than leaving it silently stuck.
     CELERY_WORKER_POOL = "threads"
 else:
     # Longer than the longest job: Redis redelivers unacked messages after this, and the claim in
@@ -184,9 +184,10 @@ CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_IGNORE_RESULT = True
 CELERY_RESULT_BACKEND = None
 CELERY_TASK_ALWAYS_EAGER = False
-CELERY_BEAT_SCHEDULE = {
-    "sweep-jobs": {"task": "portal.tasks.sweep_jobs", "schedule": timedelta(seconds=15)},
-}
+# Beat runs the job sweeper itself (portal.beat), so it works with every worker dead or wedged.
+# Other periodic tasks can go in CELERY_BEAT_SCHEDULE; beat sends those to the workers as usual.
+CELERY_BEAT_SCHEDULER = "portal.beat:Scheduler"
+CELERY_BEAT_SCHEDULE: dict = {}
 CELERY_BEAT_SCHEDULE_FILENAME = str(DATA_DIR / "celerybeat-schedule")
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 
@@ -212,6 +213,8 @@ CANOPY_JOB_DEADLINES: dict[str, float] = {
 CANOPY_JOB_WAITING_SECONDS = float(os.environ.get("CANOPY_JOB_WAITING_SECONDS", "120"))
 # A failed job keeps its secret (encrypted) this long so it can be retried; then the sweeper wipes it.
 CANOPY_JOB_SECRET_RETENTION_SECONDS = float(os.environ.get("CANOPY_JOB_SECRET_RETENTION_SECONDS", str(24 * 3600)))
+# How often beat runs the sweeper (portal.beat).
+CANOPY_JOB_SWEEP_SECONDS = float(os.environ.get("CANOPY_JOB_SWEEP_SECONDS", "15"))
 
 # --- Fabric -------------------------------------------------------------------------------------
 # Where simulator endpoints keep their state unless their settings say otherwise.

@@ -1,5 +1,5 @@
-"""Jobs run by real Celery workers: crashes, killed pool children, frozen workers, lost messages
-and exhausted retries.
+"""Jobs run by real Celery workers: crashes, killed pool children, frozen workers, lost messages,
+exhausted retries, and the sweeper in beat with no worker alive.
 
 What a provider would notice if the job framework were wrong: a VM stuck in Creating forever, a VM
 built twice on the fabric (billed twice, capacity taken twice), a VM shown Running that isn't, or a
@@ -19,6 +19,7 @@ from django.utils import timezone
 
 from fabric.models import VirtualMachine, VMState
 from portal import jobs
+from portal.celery import app as celery_app
 from portal.models import Job, JobState
 from tests import factories
 from tests.integration.processes import Process, wait_for
@@ -236,3 +237,28 @@ def test_on_the_filesystem_broker_a_worker_killed_mid_job_is_recovered(make_worl
     assert world.fabric_vm_states(vm) == ["running"]
     assert world.driver.operation_count("vm_created") == 2
 
+
+# --- the sweeper runs in beat, apart from the workers ------------------------------------------------
+
+
+def test_beat_sweeps_with_no_worker_alive(make_world, start_beat, start_worker, celery_queue):
+    world = make_world()
+    (vm, lost), (spent_vm, spent) = world.quick_create("web01"), world.quick_create("web02")
+    # Both were running on a worker that died (none is left): one has an attempt left, one none.
+    long_ago = timezone.now() - timedelta(minutes=5)
+    Job.objects.filter(pk=lost.pk).update(state=JobState.RUNNING, attempts=1, heartbeat=long_ago)
+    Job.objects.filter(pk=spent.pk).update(state=JobState.RUNNING, attempts=3, max_attempts=3, heartbeat=long_ago)
+    with celery_app.connection_for_write() as conn:
+        conn.default_channel.queue_purge(celery_queue)  # their first messages went with the worker
+
+    start_beat(sweep_seconds=0.5)
+    spent = finished(spent, timeout=10)
+    spent_vm.refresh_from_db()
+    assert (spent.state, spent_vm.state) == (JobState.FAILED, VMState.FAILED)
+    assert "stopped responding" in spent.error
+
+    # Only beat can have sent the lost job again: a worker that starts now finds it and runs it.
+    start_worker()
+    lost = finished(lost)
+    vm.refresh_from_db()
+    assert (lost.state, lost.attempts, vm.state) == (JobState.SUCCEEDED, 2, VMState.RUNNING)
