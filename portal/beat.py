@@ -50,10 +50,12 @@ class Scheduler(PersistentScheduler):
             return
         finally:
             close_old_connections()
-        if result.requeued or result.resent or result.failed:
+        if result.requeued or result.resent or result.failed or result.timed_out:
             logger.info(
-                "job sweep: %s re-queued (worker lost), %s re-sent (message lost), %s failed (out of attempts)",
+                "job sweep: %s re-queued (worker lost), %s re-sent (message lost), %s failed (out of attempts), "
+                "%s timed out",
                 result.requeued,
                 result.resent,
                 result.failed,
+                result.timed_out,
             )
