@@ -8,12 +8,15 @@ reading a cloud's usage back is bookkeeping, and its failure never marks a built
 from __future__ import annotations
 
 import contextlib
+import logging
 from typing import Any
 
 from portal.jobs import JobContext, JobFailure, JobHandler, Step, job_wipe_secrets, register
 from portal.models import Job
+from portal.states import StaleTransition
 
 from .drivers import NotFound, VMSpec
+from .lifecycle import VM_STATES, vm_action_of_job
 from .models import EndpointState, FabricEndpoint, VirtualMachine, VMState
 from .services import (
     cloud_apply_usage,
@@ -24,7 +27,19 @@ from .services import (
     vm_prepare_retry,
 )
 
+logger = logging.getLogger(__name__)
+
 USAGE_STEP = "Update cloud usage"
+
+
+def _vm_transition(job: Job, *, source: str, target: str, reason: str = "") -> None:
+    """Move the job's VM from the state the job put it in to where the job leaves it, recording the
+    job. If something else moved the VM meanwhile, the newer state stands and the job still ends."""
+    vm = VirtualMachine.objects.get(pk=job.target_id)
+    try:
+        VM_STATES.transition(vm, source=source, target=target, job=job, reason=reason)
+    except StaleTransition:
+        logger.warning("job %s: VM %s is %s, not %s; leaving it so", job.pk, vm.pk, vm.state, source)
 
 
 class _VMJob(JobHandler):
@@ -38,11 +53,6 @@ class _VMJob(JobHandler):
         seen = cloud_usage_versions(cloud=vm.cloud)
         info = endpoint_driver(vm.cloud.stamp.endpoint).get_cloud(vm.cloud.external_id)
         cloud_apply_usage(cloud=vm.cloud, info=info, seen_version=seen.get(vm.cloud.pk))
-
-    def on_failed(self, job: Job) -> None:
-        # The action didn't happen (or not entirely): the VM is as it was before the job.
-        previous = job.params.get("previous_state", VMState.FAILED)
-        VirtualMachine.objects.filter(pk=job.target_id).update(state=previous)
 
     def prepare_retry(self, job: Job, *, by: Any) -> None:
         vm_prepare_retry(job=job, by=by)
@@ -111,15 +121,28 @@ class VMCreate(_VMJob):
 
     def on_succeeded(self, job: Job) -> None:
         started = job.params.get("start", True)
-        VirtualMachine.objects.filter(pk=job.target_id).update(state=VMState.RUNNING if started else VMState.STOPPED)
+        _vm_transition(job, source=VMState.CREATING, target=VMState.RUNNING if started else VMState.STOPPED)
 
     def on_failed(self, job: Job) -> None:
-        VirtualMachine.objects.filter(pk=job.target_id).update(state=VMState.FAILED)
+        _vm_transition(job, source=VMState.CREATING, target=VMState.FAILED, reason=job.error)
 
 
-class _VMPower(_VMJob):
+class _VMActionJob(_VMJob):
+    """A declared VM action's job (fabric.lifecycle): on success the action's resulting state; on
+    failure the action didn't happen (or not entirely), so the VM goes back to where it was."""
+
+    def on_succeeded(self, job: Job) -> None:
+        action = vm_action_of_job(job.kind)
+        _vm_transition(job, source=action.busy_state, target=action.success_state)
+
+    def on_failed(self, job: Job) -> None:
+        action = vm_action_of_job(job.kind)
+        previous = job.params.get("previous_state", VMState.FAILED)
+        _vm_transition(job, source=action.busy_state, target=previous, reason=job.error)
+
+
+class _VMPower(_VMActionJob):
     operation: str
-    final_state: str
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -128,32 +151,29 @@ class _VMPower(_VMJob):
     def power(self, ctx: JobContext, vm: VirtualMachine) -> None:
         getattr(endpoint_driver(vm.cloud.stamp.endpoint), self.operation)(str(vm.pk))
 
-    def on_succeeded(self, job: Job) -> None:
-        VirtualMachine.objects.filter(pk=job.target_id).update(state=self.final_state)
-
 
 @register
 class VMStart(_VMPower):
-    kind, label, operation, final_state = "vm.start", "Start", "start_vm", VMState.RUNNING
+    kind, label, operation = "vm.start", "Start", "start_vm"
 
 
 @register
 class VMStop(_VMPower):
-    kind, label, operation, final_state = "vm.stop", "Stop", "stop_vm", VMState.STOPPED
+    kind, label, operation = "vm.stop", "Stop", "stop_vm"
 
 
 @register
 class VMShutdown(_VMPower):
-    kind, label, operation, final_state = "vm.shutdown", "Shut down", "shutdown_vm", VMState.STOPPED
+    kind, label, operation = "vm.shutdown", "Shut down", "shutdown_vm"
 
 
 @register
 class VMRestart(_VMPower):
-    kind, label, operation, final_state = "vm.restart", "Restart", "restart_vm", VMState.RUNNING
+    kind, label, operation = "vm.restart", "Restart", "restart_vm"
 
 
 @register
-class VMDelete(_VMJob):
+class VMDelete(_VMActionJob):
     kind = "vm.delete"
     label = "Delete virtual machine"
     steps = (
@@ -167,6 +187,5 @@ class VMDelete(_VMJob):
             endpoint_driver(vm.cloud.stamp.endpoint).delete_vm(str(vm.pk))
 
     def on_succeeded(self, job: Job) -> None:
-        VirtualMachine.objects.filter(pk=job.target_id).update(state=VMState.DELETED)
-        vm = VirtualMachine(pk=job.target_id)
-        job_wipe_secrets(target=vm)
+        super().on_succeeded(job)
+        job_wipe_secrets(target=VirtualMachine(pk=job.target_id))

@@ -6,8 +6,8 @@ from typing import Any
 
 from django.db.models import Count, Prefetch, Q, QuerySet
 
-from portal.models import Job, JobState
-from portal.selectors import job_list
+from portal.models import Job, JobState, StateTransition
+from portal.selectors import job_list, state_history
 from tenants.models import Subscription
 
 from .models import (
@@ -100,3 +100,9 @@ def subscription_vm_counts(subscriptions: list[Subscription]) -> dict[Any, int]:
 def vm_job_list(*, user: Any, vm: VirtualMachine) -> QuerySet[Job]:
     """The VM's jobs, newest first, scoped like every job read (the VM's detail page)."""
     return job_list(user=user).filter(target_type="fabric.virtualmachine", target_id=str(vm.pk))
+
+
+def vm_state_history(*, user: Any, vm: VirtualMachine) -> QuerySet[StateTransition]:
+    """The VM's state changes, newest first, scoped like its jobs (the VM's detail page)."""
+    history = state_history(user=user, resource_type=VirtualMachine._meta.label_lower, resource_id=vm.pk)
+    return history.order_by("-at", "-id")

@@ -25,6 +25,7 @@ from tenants.quotas import ServiceNotOffered, quota_check
 from tenants.services import subscription_lock, subscription_require_active
 
 from .drivers import CloudInfo, EndpointInfo, FabricDriver, available_drivers, driver_class, load_driver
+from .lifecycle import VM_ACTIONS, VM_STATES, vm_action_of_job
 from .models import (
     Cloud,
     EndpointState,
@@ -256,55 +257,41 @@ def vm_create(
             params={"start": start},
             secret=admin_password,
         )
+        VM_STATES.record_created(vm, job=job, actor=created_by)
     return vm, job
-
-
-# action -> (states it is allowed in, transitional state, job kind)
-VM_ACTIONS: dict[str, tuple[tuple[str, ...], str, str]] = {
-    "start": ((VMState.STOPPED,), VMState.STARTING, "vm.start"),
-    "stop": ((VMState.RUNNING,), VMState.STOPPING, "vm.stop"),
-    "shutdown": ((VMState.RUNNING,), VMState.STOPPING, "vm.shutdown"),
-    "restart": ((VMState.RUNNING,), VMState.RESTARTING, "vm.restart"),
-    "delete": ((VMState.RUNNING, VMState.STOPPED, VMState.FAILED), VMState.DELETING, "vm.delete"),
-}
 
 
 def vm_allowed_actions(vm: VirtualMachine) -> list[str]:
     """Actions the VM's state allows now (what the pages enable and the API accepts)."""
-    return [action for action, (states, _, _) in VM_ACTIONS.items() if vm.state in states]
+    return [name for name, action in VM_ACTIONS.items() if action.allows(vm.state)]
 
 
 def vm_action(*, vm: VirtualMachine, action: str, created_by: User | None = None) -> Job:
-    """Start a power action or deletion as a job. Raises NotAllowed if the VM's state forbids it.
+    """Start a declared action (fabric.lifecycle) as a job. Raises NotAllowed if the VM's state or
+    its subscription's forbids it.
 
-    The VM row is locked so two clicks can't start two jobs; its state becomes the transitional
-    one (Starting, Stopping, Deleting...) until the job ends.
+    The VM row is locked so two clicks can't start two jobs; its state becomes the action's
+    transitional one (Starting, Stopping, Deleting...) until the job ends.
     """
-    if action not in VM_ACTIONS:
+    declared = VM_ACTIONS.get(action)
+    if declared is None:
         raise ValidationError({"action": f"Unknown action '{action}'."})
-    allowed_states, busy_state, kind = VM_ACTIONS[action]
     with transaction.atomic():
         locked = VirtualMachine.objects.select_for_update().select_related("subscription").get(pk=vm.pk)
-        if action != "delete":
+        if declared.needs_active_subscription:
             subscription_require_active(locked.subscription)
-        if locked.state not in allowed_states:
+        if not declared.allows(locked.state):
             raise NotAllowed(f"Can't {action} '{locked.name}' while it is {locked.get_state_display().lower()}.")
-        previous = locked.state
-        locked.state = busy_state
-        locked.save(update_fields=["state", "updated_at"])
         job = job_create(
-            kind=kind,
+            kind=declared.job_kind,
             target=locked,
             subscription=locked.subscription,
             created_by=created_by,
-            params={"previous_state": previous},
+            params={"previous_state": locked.state},
         )
-    vm.state = busy_state
+        VM_STATES.transition(locked, target=declared.busy_state, job=job, actor=created_by)
+    vm.state, vm.updated_at = locked.state, locked.updated_at
     return job
-
-
-# The action of each VM job kind: a retried power job is checked by its action's rule again.
-_ACTION_OF_KIND = {kind: action for action, (_, _, kind) in VM_ACTIONS.items()}
 
 
 def vm_prepare_retry(*, job: Job, by: User | None) -> None:
@@ -312,7 +299,7 @@ def vm_prepare_retry(*, job: Job, by: User | None) -> None:
 
     A failed create resumes only while the VM is Failed; it takes quota again (a failed VM that
     nothing was built for stops counting), so that is checked under the subscription's lock.
-    Other actions are checked by the same rule as when they were first asked for.
+    Other actions are checked by the same declared rule as when they were first asked for.
     """
     vm = VirtualMachine.objects.select_for_update().select_related("subscription").get(pk=job.target_id)
     if vm.state == VMState.DELETED:
@@ -327,16 +314,13 @@ def vm_prepare_retry(*, job: Job, by: User | None) -> None:
             quota_check(
                 subscription=sub, service="vm_cloud", request={"vms": 1, "cores": vm.cpu, "memory_mb": vm.memory_mb}
             )
-        VirtualMachine.objects.filter(pk=vm.pk).update(state=VMState.CREATING, updated_at=Now())
+        VM_STATES.transition(vm, target=VMState.CREATING, job=job, actor=by, reason="retry")
         return
-    action = _ACTION_OF_KIND.get(job.kind)
-    if action is None:
-        raise NotAllowed("This job can't be retried.")
-    allowed_states, busy_state, _ = VM_ACTIONS[action]
-    if action != "delete":
+    declared = vm_action_of_job(job.kind)
+    if declared.needs_active_subscription:
         subscription_require_active(vm.subscription)
-    if vm.state not in allowed_states:
-        raise NotAllowed(f"Can't {action} '{vm.name}' while it is {vm.get_state_display().lower()}.")
+    if not declared.allows(vm.state):
+        raise NotAllowed(f"Can't {declared.name} '{vm.name}' while it is {vm.get_state_display().lower()}.")
     job.params = {**job.params, "previous_state": vm.state}
     Job.objects.filter(pk=job.pk).update(params=job.params)
-    VirtualMachine.objects.filter(pk=vm.pk).update(state=busy_state, updated_at=Now())
+    VM_STATES.transition(vm, target=declared.busy_state, job=job, actor=by, reason="retry")

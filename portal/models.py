@@ -1,4 +1,5 @@
-"""Provisioning jobs: one model and one framework (portal.jobs) for all long-running work."""
+"""Provisioning jobs (one model and one framework, portal.jobs, for all long-running work) and the
+state history of resources (written by portal.states)."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ from typing import Any
 
 from django.conf import settings
 from django.db import models
+from django.db.models.functions import Now
 from django.utils import timezone
 
 
@@ -97,3 +99,43 @@ class Job(models.Model):
         from portal.jobs import job_label
 
         return job_label(self)
+
+
+class StateTransition(models.Model):
+    """One change of a resource's state (from, to, when, by whom, which job), written by
+    `portal.states` in the transaction that makes the change.
+
+    One table for every kind of resource, keyed like Job's target, so usage metering ("VM X was
+    running from t1 to t2") and the audit log read a single history. `at` comes from the database
+    clock (the statement's time, taken after the resource's row lock), so the order of a resource's
+    rows is the order its changes happened in, whichever process made them.
+    """
+
+    id = models.BigAutoField(primary_key=True)
+    resource_type = models.CharField(max_length=64, help_text="app_label.model of the resource")
+    resource_id = models.CharField(max_length=64)
+    subscription = models.ForeignKey(
+        "tenants.Subscription", null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    from_state = models.CharField(max_length=32, blank=True, help_text="empty: the resource was created")
+    to_state = models.CharField(max_length=32)
+    job = models.ForeignKey(Job, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    reason = models.TextField(blank=True)
+    at = models.DateTimeField(db_default=Now())
+
+    class Meta:
+        ordering = ["at", "id"]
+        indexes = [
+            # a resource's history in order (its page; metering one resource)
+            models.Index(fields=["resource_type", "resource_id", "at"]),
+            # a subscription's changes over a billing period
+            models.Index(fields=["subscription", "at"]),
+            # every resource of a kind over a period (metering runs)
+            models.Index(fields=["resource_type", "at"]),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.resource_type} {self.resource_id}: {self.from_state or '∅'} → {self.to_state}"

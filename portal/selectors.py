@@ -1,24 +1,31 @@
-"""Reads of jobs, scoped like everything else: staff see all, tenants their subscriptions' jobs."""
+"""Reads of jobs and state histories, scoped like everything else: staff see all, tenants what
+belongs to their subscriptions."""
 
 from __future__ import annotations
 
 from datetime import timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 from django.conf import settings
 from django.db.models import Q, QuerySet
 from django.db.models.functions import Now
 
-from portal.models import Job, JobState
+from portal.models import Job, JobState, StateTransition
 from tenants.models import Subscription
+
+M = TypeVar("M", Job, StateTransition)
+
+
+def _by_subscription(queryset: QuerySet[M], user: Any) -> QuerySet[M]:
+    if not getattr(user, "is_authenticated", False):
+        return queryset.none()
+    if user.is_staff:
+        return queryset
+    return queryset.filter(subscription__in=Subscription.objects.visible_to(user))
 
 
 def job_list(*, user: Any) -> QuerySet[Job]:
-    if not getattr(user, "is_authenticated", False):
-        return Job.objects.none()
-    if user.is_staff:
-        return Job.objects.all()
-    return Job.objects.filter(subscription__in=Subscription.objects.visible_to(user))
+    return _by_subscription(Job.objects.all(), user)
 
 
 def jobs_waiting_for_worker(*, user: Any) -> QuerySet[Job]:
@@ -32,3 +39,9 @@ def jobs_waiting_for_worker(*, user: Any) -> QuerySet[Job]:
 def job_get(*, user: Any, pk: Any) -> Job:
     """The job, or Job.DoesNotExist (answer 404) when the user may not see it."""
     return job_list(user=user).get(pk=pk)
+
+
+def state_history(*, user: Any, resource_type: str, resource_id: Any) -> QuerySet[StateTransition]:
+    """A resource's recorded state changes (oldest first) with their job and actor."""
+    rows = StateTransition.objects.filter(resource_type=resource_type, resource_id=str(resource_id))
+    return _by_subscription(rows, user).select_related("job", "actor")

@@ -8,6 +8,7 @@ from typing import Any
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
+from fabric.lifecycle import VM_ACTIONS
 from fabric.models import (
     Cloud,
     FabricEndpoint,
@@ -18,7 +19,7 @@ from fabric.models import (
     VMTemplate,
 )
 from fabric.selectors import cloud_list
-from fabric.services import VM_ACTIONS, vm_allowed_actions
+from fabric.services import vm_allowed_actions
 from portal.api import JobRefSerializer, job_url
 from tenants.selectors import subscription_list
 

@@ -8,10 +8,11 @@ from typing import Any
 from django_filters import rest_framework as filters
 from drf_spectacular.utils import extend_schema, extend_schema_view
 from rest_framework import generics, mixins, viewsets
-from rest_framework.decorators import action
+from rest_framework.decorators import action as drf_action
 from rest_framework.request import Request
 from rest_framework.response import Response
 
+from fabric.lifecycle import VM_ACTIONS, VMAction
 from fabric.models import VirtualMachine, VMState
 from fabric.selectors import vm_active_jobs, vm_catalog, vm_list
 from fabric.services import vm_action, vm_create
@@ -36,15 +37,15 @@ class VMFilter(filters.FilterSet):
         fields = ["subscription", "state"]
 
 
-def _power_action(name: str) -> Any:
-    """A POST /vms/{id}/<name>/ action of VMViewSet (start, stop, shutdown, restart)."""
+def _action_route(action: VMAction) -> Any:
+    """POST /vms/{id}/<name>/ for a declared VM action (fabric.lifecycle): 202 with the job."""
 
     def view(self: VMViewSet, request: Request, pk: str | None = None) -> Response:
-        return self._act(request, name)
+        return self._act(request, action.name)
 
-    view.__name__ = name
-    view.__doc__ = f"{name.capitalize()} the VM: answers 202 with the job."
-    view = action(detail=True, methods=["post"], url_path=name, url_name=name)(view)
+    view.__name__ = action.name
+    view.__doc__ = f"{action.label} the VM: answers 202 with the job."
+    view = drf_action(detail=True, methods=["post"], url_path=action.name, url_name=action.name)(view)
     return extend_schema(request=None, responses={202: VMAccepted, **ERRORS})(view)
 
 
@@ -97,10 +98,11 @@ class VMViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Gener
         job = vm_action(vm=vm, action=name, created_by=request.user)
         return accepted_job(request, job, body=self._vm_body(request, vm, job))
 
-    start = _power_action("start")
-    stop = _power_action("stop")
-    shutdown = _power_action("shutdown")
-    restart = _power_action("restart")
+
+# One route per declared action; deleting is the VM's own DELETE (destroy above).
+for _declared in VM_ACTIONS.values():
+    if _declared.name != "delete":
+        setattr(VMViewSet, _declared.name, _action_route(_declared))
 
 
 class SubscriptionCatalogView(generics.GenericAPIView):

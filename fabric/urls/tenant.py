@@ -7,6 +7,7 @@ from fabric.views import tenant as views
 urlpatterns = [
     path("", views.vm_list_page, name="vms"),
     path("new/", views.vm_create_page, name="vm-create"),
+    path("actions/", views.vm_bulk_action, name="vm-bulk-action"),
     path("<uuid:pk>/", views.vm_detail, name="vm"),
     path("<uuid:pk>/row/", views.vm_row, name="vm-row"),
     path("<uuid:pk>/delete/", views.vm_delete_confirm, name="vm-delete"),

@@ -7,6 +7,7 @@ Pages are one template each with named partials that htmx re-fetches when a job 
 
 from __future__ import annotations
 
+import uuid
 from typing import Any
 
 from django.contrib import messages
@@ -16,6 +17,7 @@ from django.core.paginator import Paginator
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
+from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_POST
 from django.views.decorators.vary import vary_on_headers
 
@@ -27,19 +29,14 @@ from tenants.quotas import quota_list
 from tenants.selectors import subscription_get
 
 from ..forms import VMQuickCreateForm
+from ..lifecycle import VM_ACTIONS, VMAction
 from ..models import VirtualMachine
-from ..selectors import vm_active_jobs, vm_get, vm_job_list, vm_list
-from ..services import VM_ACTIONS, vm_action, vm_allowed_actions, vm_create
+from ..selectors import vm_active_jobs, vm_get, vm_job_list, vm_list, vm_state_history
+from ..services import vm_action, vm_create
 
-ACTION_LABELS = {"start": "Start", "stop": "Stop", "shutdown": "Shut down", "restart": "Restart", "delete": "Delete"}
-ACTION_PROGRESS = {
-    "start": "Starting",
-    "stop": "Stopping",
-    "shutdown": "Shutting down",
-    "restart": "Restarting",
-    "delete": "Deleting",
-}
 RECENT_JOBS = 10
+RECENT_STATE_CHANGES = 20
+BULK_MAX = 100  # two list pages' worth: more than that is a mistake, not a selection
 
 
 def _is_partial_request(request: HttpRequest) -> bool:
@@ -54,18 +51,12 @@ def _vm_or_404(request: HttpRequest, pk: Any) -> VirtualMachine:
 
 
 def _action_bar(vm: VirtualMachine) -> list[dict[str, Any]]:
-    """Every action with whether the VM's state allows it now and, if not, why (the button's tooltip)."""
-    allowed = vm_allowed_actions(vm)
+    """Every declared action with whether the VM's state allows it now and, if not, why (the tooltip)."""
     bar = []
-    for action, (states, _, _) in VM_ACTIONS.items():
-        if action in allowed:
-            reason = ""
-        elif vm.is_busy:
-            reason = f"Not available while the VM is {vm.get_state_display().lower()}."
-        else:
-            names = " or ".join(VirtualMachine(state=s).get_state_display().lower() for s in states)
-            reason = f"Available when the VM is {names}."
-        bar.append({"action": action, "label": ACTION_LABELS[action], "allowed": not reason, "reason": reason})
+    for action in VM_ACTIONS.values():
+        reason = action.refusal(vm)
+        item = {"action": action.name, "label": action.label, "destructive": action.destructive}
+        bar.append({**item, "allowed": not reason, "reason": reason})
     return bar
 
 
@@ -86,7 +77,13 @@ def vm_list_page(request: HttpRequest) -> HttpResponse:
     return render(
         request,
         "tenant/fabric/vm_list.html",
-        {"page": page, "vms": vms, "subscription": subscription, "can_create": can_create},
+        {
+            "page": page,
+            "vms": vms,
+            "subscription": subscription,
+            "can_create": can_create,
+            "bulk_actions": VM_ACTIONS.values(),
+        },
     )
 
 
@@ -125,6 +122,7 @@ def vm_detail(request: HttpRequest, pk: Any) -> HttpResponse:
         "active_job": active[0] if active else None,
         "jobs": recent,
         "actions": _action_bar(vm),
+        "history": vm_state_history(user=request.user, vm=vm)[:RECENT_STATE_CHANGES],
     }
     template = "tenant/fabric/vm_detail.html"
     if _is_partial_request(request):
@@ -137,15 +135,77 @@ def vm_detail(request: HttpRequest, pk: Any) -> HttpResponse:
 def vm_action_view(request: HttpRequest, pk: Any, action: str) -> HttpResponse:
     """Start a power action or deletion; refusals (wrong state, suspended subscription) become a message."""
     vm = _vm_or_404(request, pk)
-    if action not in VM_ACTIONS:
-        raise Http404("No such action.")
+    declared = _declared_or_404(action)
     try:
-        vm_action(vm=vm, action=action, created_by=request.user)
+        vm_action(vm=vm, action=declared.name, created_by=request.user)
     except (ServiceError, ValidationError) as exc:
         messages.error(request, error_message(exc))
     else:
-        messages.success(request, f"{ACTION_PROGRESS[action]} '{vm.name}'. Progress is shown below.")
+        messages.success(request, f"{declared.progress} '{vm.name}'. Progress is shown below.")
     return redirect("tenant:vm", pk=vm.pk)
+
+
+def _declared_or_404(name: str) -> VMAction:
+    try:
+        return VM_ACTIONS[name]
+    except KeyError as exc:
+        raise Http404("No such action.") from exc
+
+
+def _selected_ids(request: HttpRequest) -> list[uuid.UUID]:
+    """The ticked VMs' ids; anything that isn't an id is dropped like an id nobody can see."""
+    ids = []
+    for raw in request.POST.getlist("vm"):
+        try:
+            ids.append(uuid.UUID(raw))
+        except ValueError:
+            continue
+    return list(dict.fromkeys(ids))
+
+
+def _back_to_list(request: HttpRequest) -> str:
+    """The list page the form was posted from (its page and filter), never another site."""
+    target = request.POST.get("next", "")
+    allowed = url_has_allowed_host_and_scheme(target, {request.get_host()}, require_https=request.is_secure())
+    return target if allowed and target.startswith(reverse("tenant:vms")) else reverse("tenant:vms")
+
+
+@login_required
+@require_POST
+def vm_bulk_action(request: HttpRequest) -> HttpResponse:
+    """Apply one declared action to the VMs ticked on the list, each through vm_action on its own:
+    each refusal is a message naming its VM, the others go ahead. VMs the user can't see count as
+    not found. A destructive action (delete) first answers a page listing the VMs to confirm."""
+    declared = _declared_or_404(request.POST.get("action", ""))
+    back = _back_to_list(request)
+    ids = _selected_ids(request)
+    if len(ids) > BULK_MAX:
+        messages.error(request, f"Select at most {BULK_MAX} virtual machines at a time.")
+        return redirect(back)
+    vms = list(vm_list(user=request.user).filter(pk__in=ids)) if ids else []
+    if not vms:
+        messages.warning(request, "Select the virtual machines to act on first.")
+        return redirect(back)
+    if len(vms) < len(ids):
+        missing = len(ids) - len(vms)
+        messages.warning(request, f"{missing} of the selected virtual machines no longer exist{'s' * (missing == 1)}.")
+    if declared.destructive and request.POST.get("confirm") != "yes":
+        rows = [{"vm": vm, "reason": declared.refusal(vm)} for vm in vms]
+        allowed_count = sum(not row["reason"] for row in rows)
+        context = {"action": declared, "rows": rows, "next": back, "allowed_count": allowed_count}
+        return render(request, "tenant/fabric/vm_bulk_confirm.html", context)
+    started = []
+    for vm in vms:
+        try:
+            vm_action(vm=vm, action=declared.name, created_by=request.user)
+        except (ServiceError, ValidationError) as exc:
+            message = error_message(exc)
+            messages.error(request, message if f"'{vm.name}'" in message else f"'{vm.name}': {message}")
+        else:
+            started.append(f"'{vm.name}'")
+    if started:
+        messages.success(request, f"{declared.progress} {', '.join(started)}. Progress is shown below.")
+    return redirect(back)
 
 
 @login_required

@@ -17,8 +17,9 @@ from django.shortcuts import get_object_or_404
 from django.test import Client
 from django.urls import URLPattern, URLResolver, get_resolver, include, path, reverse
 
+from fabric.lifecycle import VM_ACTIONS
 from fabric.models import VirtualMachine
-from fabric.services import VM_ACTIONS, vm_create
+from fabric.services import vm_create
 from portal.models import Job
 from tenants.models import Plan, Subscription
 from tests import factories
