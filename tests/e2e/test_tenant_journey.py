@@ -103,6 +103,16 @@ def test_tenant_signs_up_subscribes_and_runs_a_vm(canopy_sites, fabric, browser,
         expect(vm_state_badge(page)).to_have_text(final, timeout=STATE_TIMEOUT)
         assert page.evaluate("window.canopyNoReload") is True
 
+    # The list's bulk bar: tick the VM, press Restart (a plain form post, no script needed).
+    page.goto(f"{canopy_sites.tenant_url}/vms/")
+    page.get_by_label("Select web01").check()
+    page.get_by_role("group", name="Actions on the selected virtual machines").get_by_role(
+        "button", name="Restart"
+    ).click()
+    expect(page.get_by_text("Restarting 'web01'")).to_be_visible()
+    page.goto(f"{canopy_sites.tenant_url}/vms/{vm.pk}/")
+    expect(vm_state_badge(page)).to_have_text("Running", timeout=STATE_TIMEOUT)
+
     page.get_by_role("link", name="Delete…").click()
     page.get_by_role("button", name="Delete web01").click()
     expect(page.get_by_text("has been deleted")).to_be_visible(timeout=STATE_TIMEOUT)
