@@ -104,7 +104,7 @@ class StateMachine:
         if entry is None:
             raise StaleTransition(f"The {label} is no longer {source}; it changed meanwhile.")
         setattr(obj, self.field, target)
-        if self.updated_field:
+        if self.updated_field:  # the row's own value is the UPDATE's time, a few microseconds earlier
             setattr(obj, self.updated_field, entry.at)
         return entry
 

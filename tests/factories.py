@@ -82,12 +82,17 @@ def catalog(endpoint: FabricEndpoint) -> tuple[VMTemplate, HardwareProfile]:
 
 
 def make_vm_job(
-    subscription: Subscription, endpoint: FabricEndpoint, name: str = "web01"
+    subscription: Subscription, endpoint: FabricEndpoint, name: str = "web01", *, created_by: User | None = None
 ) -> tuple[VirtualMachine, Job]:
     """A VM quick-created through the service, and its create job (queued, not run)."""
     template, size = catalog(endpoint)
     return vm_create(
-        subscription=subscription, name=name, template=template, hardware_profile=size, admin_password=VM_PASSWORD
+        subscription=subscription,
+        name=name,
+        template=template,
+        hardware_profile=size,
+        admin_password=VM_PASSWORD,
+        created_by=created_by,
     )
 
 
@@ -104,10 +109,15 @@ def fabric_refuses(monkeypatch: Any, operation: str, message: str = "Cloud 'Gold
 
 
 def make_vm(
-    subscription: Subscription, endpoint: FabricEndpoint, name: str = "web01", *, run: bool = True
+    subscription: Subscription,
+    endpoint: FabricEndpoint,
+    name: str = "web01",
+    *,
+    run: bool = True,
+    created_by: User | None = None,
 ) -> VirtualMachine:
     """A VM quick-created through the service; `run` executes its job so it ends up running."""
-    vm, _ = make_vm_job(subscription, endpoint, name)
+    vm, _ = make_vm_job(subscription, endpoint, name, created_by=created_by)
     if run:
         run_queued_jobs()
         vm.refresh_from_db()
