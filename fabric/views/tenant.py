@@ -182,13 +182,15 @@ def vm_bulk_action(request: HttpRequest) -> HttpResponse:
     if len(ids) > BULK_MAX:
         messages.error(request, f"Select at most {BULK_MAX} virtual machines at a time.")
         return redirect(back)
-    vms = list(vm_list(user=request.user).filter(pk__in=ids)) if ids else []
-    if not vms:
+    if not ids:
         messages.warning(request, "Select the virtual machines to act on first.")
         return redirect(back)
-    if len(vms) < len(ids):
-        missing = len(ids) - len(vms)
-        messages.warning(request, f"{missing} of the selected virtual machines no longer exist{'s' * (missing == 1)}.")
+    vms = list(vm_list(user=request.user).filter(pk__in=ids))
+    if missing := len(ids) - len(vms):
+        verb = "exists" if missing == 1 else "exist"
+        messages.warning(request, f"{missing} of the selected virtual machines no longer {verb}.")
+    if not vms:
+        return redirect(back)
     if declared.destructive and request.POST.get("confirm") != "yes":
         rows = [{"vm": vm, "reason": declared.refusal(vm)} for vm in vms]
         allowed_count = sum(not row["reason"] for row in rows)
