@@ -6,7 +6,7 @@ import pytest
 
 from fabric.lifecycle import VM_ACTIONS, VM_STATES
 from fabric.models import VirtualMachine, VMState
-from fabric.services import endpoint_driver, vm_action
+from fabric.services import vm_action
 from portal.jobs import job_create
 from portal.models import Job, JobState, StateTransition
 from portal.states import IllegalTransition, StaleTransition, StateMachine
@@ -106,9 +106,9 @@ def test_a_vms_life_is_recorded_one_row_per_change_each_with_its_job(subscriptio
 
 
 @pytest.mark.parametrize("action", ["stop", "delete"])
-def test_a_failed_action_puts_the_vm_back_and_records_why(subscription, endpoint, action):
+def test_a_failed_action_puts_the_vm_back_and_records_why(subscription, endpoint, action, monkeypatch):
     vm = factories.make_vm(subscription, endpoint)
-    endpoint_driver(endpoint).inject_failure(f"{action}_vm", "Host hv-03 is in maintenance.")
+    factories.fabric_refuses(monkeypatch, f"{action}_vm", "Host hv-03 is in maintenance.")
     job = vm_action(vm=vm, action=action)
     factories.run_queued_jobs()
     assert Job.objects.get(pk=job.pk).state == JobState.FAILED
