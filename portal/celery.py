@@ -3,9 +3,24 @@
 import os
 
 from celery import Celery
+from celery.signals import task_postrun, task_prerun
+from django.db import close_old_connections
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "portal.settings.staff")
 
 app = Celery("canopy")
 app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks()
+
+
+@task_prerun.connect
+@task_postrun.connect
+def _recycle_db_connections(**kwargs: object) -> None:
+    """Give each task Django's request cycle for DB connections.
+
+    Celery's Django fixup closes every connection around every task (a new PostgreSQL connection
+    per job) unless CELERY_DB_REUSE_MAX is set (see settings). With it set, this keeps connections
+    only while Django would: younger than CONN_MAX_AGE and without errors; CONN_HEALTH_CHECKS then
+    pings a reused connection before the task's first query.
+    """
+    close_old_connections()

@@ -190,6 +190,10 @@ CELERY_BEAT_SCHEDULER = "portal.beat:Scheduler"
 CELERY_BEAT_SCHEDULE: dict = {}
 CELERY_BEAT_SCHEDULE_FILENAME = str(DATA_DIR / "celerybeat-schedule")
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
+# Celery's Django fixup closes the worker's DB connections around every task unless this is set;
+# then it recycles them every this many tasks, and portal.celery keeps them in between only as long
+# as Django would (CONN_MAX_AGE, health checks): a worker no longer connects anew for every job.
+CELERY_DB_REUSE_MAX = 1000
 
 # --- Jobs ---------------------------------------------------------------------------------------
 CANOPY_JOB_HEARTBEAT_SECONDS = float(os.environ.get("CANOPY_JOB_HEARTBEAT_SECONDS", "5"))
