@@ -28,7 +28,9 @@ from __future__ import annotations
 import contextlib
 import functools
 import logging
+import os
 import threading
+import time
 import traceback
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -37,7 +39,7 @@ from datetime import timedelta
 from typing import Any, ClassVar, TypeVar
 
 from django.conf import settings
-from django.db import connection, models, transaction
+from django.db import close_old_connections, connection, models, transaction
 from django.db.models import F, Q
 from django.db.models.functions import Coalesce, Now
 from django.utils import timezone
@@ -279,29 +281,86 @@ def job_claim(job_id: str) -> Job | None:
     return job
 
 
-class _Heartbeat(threading.Thread):
-    """Refreshes the job's heartbeat while the handler runs, from its own DB connection."""
+class _ProcessHeartbeat:
+    """One thread per process refreshes the heartbeat of every run the process holds, in one UPDATE
+    per interval on a connection it keeps while runs go on (a thread and a connection per job made
+    short jobs pay for both). Each refresh is fenced like every write of a run: job id, attempt,
+    state running, so a lost or finished run is never refreshed.
+    """
+
+    def __init__(self, *, autostart: bool = True) -> None:
+        self.autostart = autostart
+        self._reset()
+        os.register_at_fork(after_in_child=self._reset)
+
+    def _reset(self) -> None:
+        # A forked child (a prefork pool process) inherits neither the thread nor a safe lock.
+        self._lock = threading.Lock()
+        self._runs: dict[str, int] = {}  # job id -> attempt
+        self._idle = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def track(self, job_id: str, attempt: int) -> None:
+        with self._lock:
+            self._runs[job_id] = attempt
+            if self.autostart and (self._thread is None or not self._thread.is_alive()):
+                self._thread = threading.Thread(target=self._loop, daemon=True, name="job-heartbeat")
+                self._thread.start()
+
+    def untrack(self, job_id: str, attempt: int) -> None:
+        with self._lock:
+            if self._runs.get(job_id) == attempt:
+                del self._runs[job_id]
+            if not self._runs:
+                self._idle.set()
+
+    def beat(self) -> int:
+        """Refresh the heartbeat of every tracked run now; returns how many jobs were refreshed."""
+        with self._lock:
+            runs = list(self._runs.items())
+        if not runs:
+            return 0
+        fence = Q()
+        for job_id, attempt in runs:
+            fence |= Q(pk=job_id, attempts=attempt)
+        return Job.objects.filter(fence, state=JobState.RUNNING).update(heartbeat=Now())
+
+    def _loop(self) -> None:
+        next_beat = time.monotonic() + settings.CANOPY_JOB_HEARTBEAT_SECONDS
+        while True:
+            self._idle.wait(max(0.0, next_beat - time.monotonic()))
+            self._idle.clear()
+            with self._lock:
+                idle = not self._runs
+            if idle:
+                # Nothing to keep fresh: hold no connection (the next run that outlives a beat opens one).
+                connection.close()
+            if time.monotonic() < next_beat:
+                continue  # woken because the last run ended
+            next_beat = time.monotonic() + settings.CANOPY_JOB_HEARTBEAT_SECONDS
+            if idle:
+                continue
+            try:
+                close_old_connections()  # CONN_MAX_AGE and broken connections, as for a task's own
+                self.beat()
+            except Exception:  # a lost beat is survivable; the next one may get through
+                logger.warning("job heartbeat failed", exc_info=True)
+
+
+_heartbeats = _ProcessHeartbeat()
+
+
+class _Heartbeat:
+    """Keeps one run's claim fresh from start() to stop(), through the process's heartbeat thread."""
 
     def __init__(self, job_id: str, attempt: int) -> None:
-        super().__init__(daemon=True, name=f"heartbeat-{job_id}")
         self.job_id, self.attempt = job_id, attempt
-        self.stopped = threading.Event()
 
-    def run(self) -> None:
-        try:
-            while not self.stopped.wait(settings.CANOPY_JOB_HEARTBEAT_SECONDS):
-                try:
-                    Job.objects.filter(pk=self.job_id, attempts=self.attempt, state=JobState.RUNNING).update(
-                        heartbeat=Now()
-                    )
-                except Exception:  # a lost beat is survivable; the next one may get through
-                    logger.warning("heartbeat of job %s failed", self.job_id, exc_info=True)
-        finally:
-            connection.close()
+    def start(self) -> None:
+        _heartbeats.track(self.job_id, self.attempt)
 
     def stop(self) -> None:
-        self.stopped.set()
-        self.join(timeout=5)
+        _heartbeats.untrack(self.job_id, self.attempt)
 
 
 @dataclass

@@ -165,7 +165,8 @@ def test_a_job_out_of_attempts_is_failed_by_the_sweeper(make_world, start_worker
 
 
 def busy_child(worker: Process) -> int:
-    """The pool child running a job: the one with a second thread, the job's heartbeat."""
+    """The pool child running a job: the one with a second thread, the process's job heartbeat
+    (started by its first job; here no other child has run one)."""
     busy = wait_for(
         lambda: [pid for pid in worker.children() if len(list(Path(f"/proc/{pid}/task").iterdir())) > 1],
         what="a pool child running the job",
@@ -262,3 +263,16 @@ def test_beat_sweeps_with_no_worker_alive(make_world, start_beat, start_worker, 
     lost = finished(lost)
     vm.refresh_from_db()
     assert (lost.state, lost.attempts, vm.state) == (JobState.SUCCEEDED, 2, VMState.RUNNING)
+
+
+def test_a_job_longer_than_the_stale_time_keeps_its_claim(make_world, start_worker):
+    world = make_world(latency={"create_vm": 4.5})  # the tests' stale time is 3 s
+    start_worker()
+    vm, job = world.quick_create()
+    provisioning(world, vm, job)
+
+    while not Job.objects.get(pk=job.pk).is_finished:
+        assert jobs.job_sweep().requeued == 0, "the sweeper took a live job for a dead one"
+        time.sleep(0.3)
+    job.refresh_from_db()
+    assert (job.state, job.attempts) == (JobState.SUCCEEDED, 1)
