@@ -16,13 +16,22 @@ Settings (all optional but `path`):
 
 Tests inject failures with `inject_failure()`; they are stored in the state file, so a worker
 process sees failures injected by the test process.
+
+Cost per operation: each thread keeps one connection per state file (checked against the file on
+disk, so a file deleted or replaced is opened anew and set up again), a new connection checks the
+schema with one read, and an operation without latency is one transaction. With latency, create, power actions
+and delete stay two transactions around the wait, so a worker killed mid-create leaves the VM
+provisioning (holding capacity) for the next attempt to finish.
 """
 
 from __future__ import annotations
 
+import os
 import random
 import sqlite3
+import threading
 import time
+from collections import OrderedDict
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
@@ -89,7 +98,34 @@ CREATE TABLE IF NOT EXISTS vms (
 );
 CREATE TABLE IF NOT EXISTS failures (op TEXT NOT NULL, remaining INTEGER NOT NULL, message TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL);
+CREATE INDEX IF NOT EXISTS vms_cloud ON vms (cloud_id);
 """
+# The schema's last object: a file that has it is set up (schema and topology are one transaction).
+_SCHEMA_MARK = "vms_cloud"
+
+# Connections a thread keeps open, by state file; the least recently used beyond this are closed
+# (a test run goes through hundreds of state files).
+_MAX_OPEN_FILES = 8
+_local = threading.local()
+
+
+class _Open:
+    """A thread's connection to one state file, valid while the file on disk is the one it opened."""
+
+    def __init__(self, conn: sqlite3.Connection, identity: tuple[int, int]) -> None:
+        self.conn, self.identity, self.pid = conn, identity, os.getpid()
+
+    def close(self) -> None:
+        if self.pid == os.getpid():  # never close what a parent process opened before forking
+            self.conn.close()
+
+
+def _identity(path: Path) -> tuple[int, int] | None:
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        return None
+    return st.st_dev, st.st_ino
 
 
 class SimulatorDriver(FabricDriver):
@@ -100,78 +136,105 @@ class SimulatorDriver(FabricDriver):
         if not settings.get("path"):
             raise InvalidRequest("The simulator needs a 'path' for its state file.")
         self.path = Path(settings["path"])
-        self._initialized = False
 
     # --- plumbing -----------------------------------------------------------------------------
 
-    def _connect(self) -> sqlite3.Connection:
+    def _connection(self) -> sqlite3.Connection:
+        """This thread's connection to the state file, opened (and the file set up) when needed."""
+        opened: OrderedDict[str, _Open] = _local.__dict__.setdefault("opened", OrderedDict())
+        key = str(self.path)
+        current = opened.get(key)
+        identity = _identity(self.path)
+        if current is not None and current.identity == identity and current.pid == os.getpid():
+            opened.move_to_end(key)
+            return current.conn
+        if current is not None:
+            del opened[key]
+            current.close()
         self.path.parent.mkdir(parents=True, exist_ok=True)
         conn = sqlite3.connect(self.path, timeout=30, isolation_level=None)
-        conn.row_factory = sqlite3.Row
-        conn.execute("PRAGMA journal_mode=WAL")
+        try:
+            conn.row_factory = sqlite3.Row
+            conn.execute("PRAGMA journal_mode=WAL")
+            # Durable across processes and their crashes (WAL); only an OS crash may lose the last commits.
+            conn.execute("PRAGMA synchronous=NORMAL")
+            self._init(conn)
+        except BaseException:
+            conn.close()
+            raise
+        opened[key] = _Open(conn, _identity(self.path) or (0, 0))
+        while len(opened) > _MAX_OPEN_FILES:
+            opened.popitem(last=False)[1].close()
         return conn
 
     @contextmanager
-    def _tx(self) -> Iterator[sqlite3.Connection]:
-        """One write transaction, holding the file's write lock from the start."""
-        conn = self._connect()
+    def _tx(self, *, write: bool = True) -> Iterator[sqlite3.Connection]:
+        """One transaction; a write holds the file's write lock from the start (BEGIN IMMEDIATE)."""
         try:
-            if not self._initialized:
-                self._init(conn)
-            conn.execute("BEGIN IMMEDIATE")
+            conn = self._connection()
+            conn.execute("BEGIN IMMEDIATE" if write else "BEGIN")
             try:
                 yield conn
             except BaseException:
-                conn.execute("ROLLBACK")
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
                 raise
             conn.execute("COMMIT")
         except sqlite3.OperationalError as exc:
+            self._forget()  # start the next operation on a fresh connection
             raise Unavailable(f"The simulated fabric is not answering ({exc}).") from exc
-        finally:
-            conn.close()
+
+    def _forget(self) -> None:
+        opened: OrderedDict[str, _Open] = _local.__dict__.get("opened", OrderedDict())
+        current = opened.pop(str(self.path), None)
+        if current is not None:
+            current.close()
 
     def _init(self, conn: sqlite3.Connection) -> None:
-        conn.executescript(_SCHEMA)
+        """Create the schema and the topology of a new file (one read when the file has them)."""
+        if conn.execute("SELECT 1 FROM sqlite_master WHERE name = ?", (_SCHEMA_MARK,)).fetchone():
+            return
         conn.execute("BEGIN IMMEDIATE")
         try:
+            for statement in _SCHEMA.split(";"):
+                if statement.strip():
+                    conn.execute(statement)
             if conn.execute("SELECT count(*) FROM stamps").fetchone()[0] == 0:
-                topo = self.settings.get("topology") or DEFAULT_TOPOLOGY
-                for s in topo["stamps"]:
-                    conn.execute("INSERT INTO stamps VALUES (?,?,?)", (s["id"], s["name"], s.get("version", "")))
-                for c in topo["clouds"]:
-                    cap = c.get("capacity", {})
-                    conn.execute(
-                        "INSERT INTO clouds VALUES (?,?,?,?,?,?,?)",
-                        (
-                            c["id"],
-                            c["stamp_id"],
-                            c["name"],
-                            cap.get("vcpu"),
-                            cap.get("memory_mb"),
-                            cap.get("storage_gb"),
-                            cap.get("vms"),
-                        ),
-                    )
-                for p in topo["hardware_profiles"]:
-                    conn.execute(
-                        "INSERT INTO profiles VALUES (?,?,?,?)",
-                        (p["id"], p["name"], p["cpu"], p["memory_mb"]),
-                    )
-                for t in topo["templates"]:
-                    conn.execute(
-                        "INSERT INTO templates VALUES (?,?,?,?)",
-                        (t["id"], t["name"], t["os_type"], t["disk_gb"]),
-                    )
+                self._seed(conn, self.settings.get("topology") or DEFAULT_TOPOLOGY)
             conn.execute("COMMIT")
         except BaseException:
             conn.execute("ROLLBACK")
             raise
-        self._initialized = True
+
+    @staticmethod
+    def _seed(conn: sqlite3.Connection, topo: Mapping[str, Any]) -> None:
+        for s in topo["stamps"]:
+            conn.execute("INSERT INTO stamps VALUES (?,?,?)", (s["id"], s["name"], s.get("version", "")))
+        for c in topo["clouds"]:
+            cap = c.get("capacity", {})
+            conn.execute(
+                "INSERT INTO clouds VALUES (?,?,?,?,?,?,?)",
+                (
+                    c["id"],
+                    c["stamp_id"],
+                    c["name"],
+                    cap.get("vcpu"),
+                    cap.get("memory_mb"),
+                    cap.get("storage_gb"),
+                    cap.get("vms"),
+                ),
+            )
+        for p in topo["hardware_profiles"]:
+            conn.execute("INSERT INTO profiles VALUES (?,?,?,?)", (p["id"], p["name"], p["cpu"], p["memory_mb"]))
+        for t in topo["templates"]:
+            conn.execute("INSERT INTO templates VALUES (?,?,?,?)", (t["id"], t["name"], t["os_type"], t["disk_gb"]))
+
+    def _seconds(self, op: str) -> float:
+        latency = self.settings.get("latency", 0)
+        return float(latency.get(op, 0) if isinstance(latency, Mapping) else latency or 0)
 
     def _latency(self, op: str) -> None:
-        latency = self.settings.get("latency", 0)
-        seconds = float(latency.get(op, 0) if isinstance(latency, Mapping) else latency or 0)
-        if seconds > 0:
+        if (seconds := self._seconds(op)) > 0:
             time.sleep(seconds)
 
     def _maybe_fail(self, conn: sqlite3.Connection, op: str) -> None:
@@ -190,8 +253,8 @@ class SimulatorDriver(FabricDriver):
             raise Unavailable(f"The simulated fabric failed the operation {op} (random failure).")
 
     def _count(self, conn: sqlite3.Connection, name: str) -> int:
-        conn.execute("INSERT INTO counters VALUES (?, 1) ON CONFLICT(name) DO UPDATE SET value = value + 1", (name,))
-        return int(conn.execute("SELECT value FROM counters WHERE name = ?", (name,)).fetchone()[0])
+        sql = "INSERT INTO counters VALUES (?, 1) ON CONFLICT(name) DO UPDATE SET value = value + 1 RETURNING value"
+        return int(conn.execute(sql, (name,)).fetchone()[0])
 
     @staticmethod
     def _vm(row: sqlite3.Row) -> VMInfo:
@@ -235,7 +298,7 @@ class SimulatorDriver(FabricDriver):
 
     def operation_count(self, name: str) -> int:
         """How many times a counted event happened (e.g. 'vm_created'), for tests."""
-        with self._tx() as conn:
+        with self._tx(write=False) as conn:
             row = conn.execute("SELECT value FROM counters WHERE name = ?", (name,)).fetchone()
             return int(row[0]) if row else 0
 
@@ -259,33 +322,34 @@ class SimulatorDriver(FabricDriver):
             )
 
     def get_cloud(self, cloud_id: str) -> CloudInfo:
-        with self._tx() as conn:
+        with self._tx(write=False) as conn:
             row = conn.execute("SELECT * FROM clouds WHERE id = ?", (cloud_id,)).fetchone()
             if row is None:
                 raise NotFound(f"The fabric has no cloud {cloud_id}.")
             return self._cloud(conn, row)
 
     def create_vm(self, spec: VMSpec) -> VMInfo:
+        final = PowerState.RUNNING if spec.start else PowerState.STOPPED
+        wait = self._seconds("create_vm") > 0
         with self._tx() as conn:
-            existing = conn.execute("SELECT * FROM vms WHERE vm_id = ?", (spec.vm_id,)).fetchone()
-            if existing is None:
+            row = conn.execute("SELECT * FROM vms WHERE vm_id = ?", (spec.vm_id,)).fetchone()
+            if row is None:
                 self._maybe_fail(conn, "create_vm")
                 cloud = conn.execute("SELECT * FROM clouds WHERE id = ?", (spec.cloud_id,)).fetchone()
                 if cloud is None:
                     raise InvalidRequest(f"The fabric has no cloud {spec.cloud_id}.")
                 if conn.execute("SELECT 1 FROM templates WHERE id = ?", (spec.template_id,)).fetchone() is None:
                     raise InvalidRequest(f"The fabric has no template {spec.template_id}.")
-                info = self._cloud(conn, cloud)
-                self._check_capacity(info, spec)
+                self._check_capacity(self._cloud(conn, cloud), spec)
                 seq = self._count(conn, "vm_created")
-                conn.execute(
-                    "INSERT INTO vms VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+                row = conn.execute(
+                    "INSERT INTO vms VALUES (?,?,?,?,?,?,?,?,?,?,?) RETURNING *",
                     (
                         spec.vm_id,
                         f"sim-vm-{seq:06d}",
                         spec.name,
                         spec.cloud_id,
-                        PowerState.PROVISIONING,
+                        PowerState.PROVISIONING if wait else final,
                         spec.cpu,
                         spec.memory_mb,
                         spec.disk_gb,
@@ -293,16 +357,22 @@ class SimulatorDriver(FabricDriver):
                         spec.admin_username,
                         time.time(),
                     ),
-                )
+                ).fetchone()
+            if row["power_state"] != PowerState.PROVISIONING or not wait:
+                return self._built(conn, row, final)
         # The VM exists (and holds capacity) while it is being built: a worker killed here leaves
         # it provisioning, and the next create_vm with the same id finishes it.
         self._latency("create_vm")
         with self._tx() as conn:
-            row = self._get(conn, spec.vm_id)
-            if row["power_state"] == PowerState.PROVISIONING:
-                state = PowerState.RUNNING if spec.start else PowerState.STOPPED
-                conn.execute("UPDATE vms SET power_state = ? WHERE vm_id = ?", (state, spec.vm_id))
-            return self._vm(self._get(conn, spec.vm_id))
+            return self._built(conn, self._get(conn, spec.vm_id), final)
+
+    def _built(self, conn: sqlite3.Connection, row: sqlite3.Row, state: PowerState) -> VMInfo:
+        """A VM still provisioning is finished in `state`; one that is built is returned as it is."""
+        if row["power_state"] == PowerState.PROVISIONING:
+            row = conn.execute(
+                "UPDATE vms SET power_state = ? WHERE vm_id = ? RETURNING *", (state, row["vm_id"])
+            ).fetchone()
+        return self._vm(row)
 
     @staticmethod
     def _check_capacity(cloud: CloudInfo, spec: VMSpec) -> None:
@@ -321,11 +391,11 @@ class SimulatorDriver(FabricDriver):
                 )
 
     def get_vm(self, vm_id: str) -> VMInfo:
-        with self._tx() as conn:
+        with self._tx(write=False) as conn:
             return self._vm(self._get(conn, vm_id))
 
     def list_vms(self, cloud_id: str | None = None) -> list[VMInfo]:
-        with self._tx() as conn:
+        with self._tx(write=False) as conn:
             if cloud_id is None:
                 rows = conn.execute("SELECT * FROM vms ORDER BY created").fetchall()
             else:
@@ -336,13 +406,18 @@ class SimulatorDriver(FabricDriver):
         with self._tx() as conn:
             self._get(conn, vm_id)
             self._maybe_fail(conn, op)
+            if not self._seconds(op):
+                return self._set_power(conn, vm_id, state)
         self._latency(op)
         with self._tx() as conn:
-            row = self._get(conn, vm_id)
-            if row["power_state"] == PowerState.PROVISIONING:
-                raise DriverError("The virtual machine is still being provisioned.")
-            conn.execute("UPDATE vms SET power_state = ? WHERE vm_id = ?", (state, vm_id))
-            return self._vm(self._get(conn, vm_id))
+            return self._set_power(conn, vm_id, state)
+
+    def _set_power(self, conn: sqlite3.Connection, vm_id: str, state: PowerState) -> VMInfo:
+        if self._get(conn, vm_id)["power_state"] == PowerState.PROVISIONING:
+            raise DriverError("The virtual machine is still being provisioned.")
+        return self._vm(
+            conn.execute("UPDATE vms SET power_state = ? WHERE vm_id = ? RETURNING *", (state, vm_id)).fetchone()
+        )
 
     def start_vm(self, vm_id: str) -> VMInfo:
         return self._power("start_vm", vm_id, PowerState.RUNNING)
@@ -361,6 +436,9 @@ class SimulatorDriver(FabricDriver):
             if conn.execute("SELECT 1 FROM vms WHERE vm_id = ?", (vm_id,)).fetchone() is None:
                 return
             self._maybe_fail(conn, "delete_vm")
+            if not self._seconds("delete_vm"):
+                conn.execute("DELETE FROM vms WHERE vm_id = ?", (vm_id,))
+                return
         self._latency("delete_vm")
         with self._tx() as conn:
             conn.execute("DELETE FROM vms WHERE vm_id = ?", (vm_id,))

@@ -1,5 +1,9 @@
 """The simulator driver keeps durable state, enforces capacity and is idempotent by VM id."""
 
+import sqlite3
+import threading
+import time
+
 import pytest
 
 from fabric.drivers import CapacityExceeded, NotFound, PowerState, Unavailable, VMSpec, driver_class, load_driver
@@ -66,3 +70,79 @@ def test_injected_failures_happen_once(sim):
     with pytest.raises(Unavailable, match="Host unreachable"):
         sim.start_vm("vm-1")
     assert sim.start_vm("vm-1").power_state == PowerState.RUNNING
+
+
+def in_thread(fn):
+    """Run fn in another thread (its own connection, as another worker process would have); return its result."""
+    result = []
+    thread = threading.Thread(target=lambda: result.append(fn()))
+    thread.start()
+    thread.join(timeout=30)
+    return result[0]
+
+
+@pytest.fixture
+def traced(monkeypatch):
+    """Every SQLite connection opened from now on, and the statements each one runs."""
+    connections: list[list[str]] = []
+    connect = sqlite3.connect
+
+    def tracing_connect(*args, **kwargs):
+        conn = connect(*args, **kwargs)
+        statements: list[str] = []
+        connections.append(statements)
+        conn.set_trace_callback(statements.append)
+        return conn
+
+    monkeypatch.setattr(sqlite3, "connect", tracing_connect)
+    return connections
+
+
+def test_one_connection_per_thread_serves_every_driver_of_a_file_one_transaction_per_operation(tmp_path, traced):
+    settings = {"path": str(tmp_path / "fresh.sqlite3")}
+    SimulatorDriver(settings).create_vm(spec("a"))
+    assert len(traced) == 1
+    traced[0].clear()
+
+    driver = SimulatorDriver(settings)  # a new driver (e.g. another job) reuses the thread's connection
+    driver.create_vm(spec("b"))
+    driver.get_cloud("cloud-silver")
+    driver.stop_vm("b")
+    assert len(traced) == 1
+    transactions = [s for s in traced[0] if s.startswith("BEGIN")]
+    assert transactions == ["BEGIN IMMEDIATE", "BEGIN", "BEGIN IMMEDIATE"]  # the read takes no write lock
+    assert not any("CREATE" in s for s in traced[0])  # the schema was set up once, with the file
+
+    assert in_thread(lambda: len(driver.list_vms())) == 2
+    assert len(traced) == 2  # another thread, its own connection
+
+
+def test_state_and_injected_failures_are_shared_by_connections(sim):
+    in_thread(lambda: sim.inject_failure("create_vm", "Host hv-03 is in maintenance."))
+    with pytest.raises(Unavailable, match="hv-03"):
+        sim.create_vm(spec())
+    sim.create_vm(spec())
+    assert [v.vm_id for v in in_thread(sim.list_vms)] == ["vm-1"]
+
+
+def test_with_latency_a_vm_is_provisioning_and_holds_capacity_until_built(tmp_path):
+    sim = SimulatorDriver({"path": str(tmp_path / "slow.sqlite3"), "latency": {"create_vm": 1}})
+    sim.get_cloud("cloud-silver")
+    creating = threading.Thread(target=sim.create_vm, args=(spec(cpu=10),))
+    creating.start()
+    time.sleep(0.5)
+    assert sim.get_vm("vm-1").power_state == PowerState.PROVISIONING
+    with pytest.raises(CapacityExceeded):
+        sim.create_vm(spec("b", cpu=10))
+    creating.join(timeout=10)
+    assert sim.get_vm("vm-1").power_state == PowerState.RUNNING
+
+
+def test_a_deleted_state_file_starts_afresh(sim, tmp_path):
+    sim.create_vm(spec())
+    for path in tmp_path.glob("sim.sqlite3*"):
+        path.unlink()
+    assert sim.list_vms() == []
+    assert sim.get_cloud("cloud-silver").used.vms == 0
+    sim.create_vm(spec())
+    assert sim.operation_count("vm_created") == 1
