@@ -6,6 +6,8 @@ fabric itself is only ever called from job handlers (fabric.jobs), never from a 
 
 from __future__ import annotations
 
+import json
+import threading
 import uuid
 from typing import Any
 
@@ -42,9 +44,26 @@ from .validators import validate_admin_password, validate_admin_username, valida
 # --- endpoints --------------------------------------------------------------------------------------
 
 
+# endpoint id -> ((driver name, settings as JSON), driver): one driver per endpoint per process.
+_drivers: dict[Any, tuple[tuple[str, str], FabricDriver]] = {}
+_drivers_lock = threading.Lock()
+
+
 def endpoint_driver(endpoint: FabricEndpoint) -> FabricDriver:
-    """The driver instance for an endpoint (cheap to build; drivers hold no open connections)."""
-    return load_driver(endpoint.driver, endpoint.settings)
+    """The endpoint's driver, built once per process and shared by its threads (drivers keep
+    connections and caches between calls); built anew when the endpoint's driver or settings change.
+    """
+    if endpoint.pk is None:
+        return load_driver(endpoint.driver, endpoint.settings)
+    fingerprint = (endpoint.driver, json.dumps(endpoint.settings, sort_keys=True))
+    with _drivers_lock:
+        cached = _drivers.get(endpoint.pk)
+        if cached is not None and cached[0] == fingerprint:
+            return cached[1]
+        # Built from the JSON, a deep copy: later changes to endpoint.settings can't reach the driver.
+        driver = load_driver(endpoint.driver, json.loads(fingerprint[1]))
+        _drivers[endpoint.pk] = (fingerprint, driver)
+        return driver
 
 
 def endpoint_register(

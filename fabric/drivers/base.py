@@ -127,7 +127,11 @@ class VMInfo:
 
 class FabricDriver(ABC):
     """Base class of fabric drivers. Subclasses are found by dotted path or entry point
-    (group `canopy.fabric_drivers`), see fabric.drivers.load_driver."""
+    (group `canopy.fabric_drivers`), see fabric.drivers.load_driver.
+
+    Canopy builds one instance per endpoint per process and calls it from several threads, so a
+    driver may keep connections or sessions between calls, per thread or guarded by a lock.
+    """
 
     #: Short human name shown when registering an endpoint.
     display_name: str = ""
