@@ -23,9 +23,16 @@ class VMCloudQuota(QuotaService):
     }
 
     def limits(self, subscription: Subscription) -> Mapping[str, int | None] | None:
+        from tenants.models import Plan, Subscription
+
         from .models import VMCloudPlanService
 
-        service = VMCloudPlanService.objects.filter(plan_id=subscription.plan_id).first()
+        service: VMCloudPlanService | None
+        if Subscription.plan.is_cached(subscription) and Plan.vm_cloud_service.is_cached(subscription.plan):
+            # Read with the subscription (e.g. vm_create's lock): no second query.
+            service = getattr(subscription.plan, "vm_cloud_service", None)
+        else:
+            service = VMCloudPlanService.objects.filter(plan_id=subscription.plan_id).first()
         if service is None:
             return None
         return {"vms": service.max_vms, "cores": service.max_cores, "memory_mb": service.max_memory_mb}

@@ -234,9 +234,10 @@ def vm_create(
         raise ValidationError(errors)
 
     with transaction.atomic():
-        sub = subscription_lock(subscription.pk)
+        # The offer (cloud and quotas) comes with the lock; quota_check reuses it.
+        sub = subscription_lock(subscription.pk, "plan__vm_cloud_service__cloud__stamp")
         subscription_require_active(sub)
-        offer = VMCloudPlanService.objects.select_related("cloud__stamp").filter(plan_id=sub.plan_id).first()
+        offer = getattr(sub.plan, "vm_cloud_service", None)
         if offer is None:
             raise ServiceNotOffered(f"The plan of subscription '{sub}' does not offer virtual machines.")
         cloud = offer.cloud
@@ -252,20 +253,19 @@ def vm_create(
             service="vm_cloud",
             request={"vms": 1, "cores": hardware_profile.cpu, "memory_mb": hardware_profile.memory_mb},
         )
-        try:
-            with transaction.atomic():
-                vm = VirtualMachine.objects.create(
-                    subscription=sub,
-                    cloud=cloud,
-                    name=name,
-                    template=template,
-                    hardware_profile=hardware_profile,
-                    cpu=hardware_profile.cpu,
-                    memory_mb=hardware_profile.memory_mb,
-                    disk_gb=template.disk_gb,
-                    admin_username=admin_username,
-                    state=VMState.CREATING,
-                )
+        try:  # no savepoint needed: a refusal rolls the whole transaction back
+            vm = VirtualMachine.objects.create(
+                subscription=sub,
+                cloud=cloud,
+                name=name,
+                template=template,
+                hardware_profile=hardware_profile,
+                cpu=hardware_profile.cpu,
+                memory_mb=hardware_profile.memory_mb,
+                disk_gb=template.disk_gb,
+                admin_username=admin_username,
+                state=VMState.CREATING,
+            )
         except IntegrityError as exc:
             raise ValidationError({"name": f"A virtual machine named '{name}' already exists."}) from exc
         job = job_create(

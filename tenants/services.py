@@ -76,9 +76,13 @@ def subscription_create(*, owner: User, plan: Plan, name: str = "") -> Subscript
         return Subscription.objects.create(owner=owner, plan=plan, name=(name.strip() or plan.name))
 
 
-def subscription_lock(subscription_id: Any) -> Subscription:
-    """Lock a subscription row for the rest of the transaction: quota checks count under this lock."""
-    return Subscription.objects.select_for_update().select_related("plan").get(pk=subscription_id)
+def subscription_lock(subscription_id: Any, *related: str) -> Subscription:
+    """Lock a subscription row for the rest of the transaction: quota checks count under this lock.
+
+    Only the subscription's row is locked; its plan (and `related`, e.g. a service's offer read in
+    the same query) are only read, so subscribers of one plan don't queue behind each other.
+    """
+    return Subscription.objects.select_for_update(of=("self",)).select_related("plan", *related).get(pk=subscription_id)
 
 
 def subscription_require_active(subscription: Subscription) -> None:

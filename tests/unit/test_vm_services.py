@@ -2,6 +2,8 @@
 
 import pytest
 from django.core.exceptions import ValidationError
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 
 from fabric.models import Cloud, VirtualMachine, VMState
 from fabric.services import vm_action, vm_create
@@ -90,3 +92,20 @@ def test_full_cloud_fails_the_job_with_the_reason(tenant_user, tmp_path):
     vm.refresh_from_db()
     assert job.state == JobState.FAILED and vm.state == VMState.FAILED
     assert "out of capacity" in job.error and "vCPU" in job.error
+
+
+@pytest.mark.parametrize("existing", [1, 8])
+def test_quick_create_costs_the_same_statements_however_many_vms_exist(subscription, endpoint, existing):
+    for i in range(existing):
+        create(subscription, endpoint, name=f"old{i}")
+    template, size = factories.catalog(endpoint)
+    # savepoint, subscription lock with its offer, name taken?, quota use, VM, job, its history row, release
+    with CaptureQueriesContext(connection) as queries:
+        vm_create(
+            subscription=subscription,
+            name="new",
+            template=template,
+            hardware_profile=size,
+            admin_password=factories.VM_PASSWORD,
+        )
+    assert len(queries) == 8, "\n".join(q["sql"][:120] for q in queries.captured_queries)
