@@ -25,6 +25,7 @@ import os
 import platform
 import shutil
 import signal
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -122,7 +123,7 @@ def wait_done(done: Callable[[], int], total: int, workers: Workers, *, stall: f
         time.sleep(0.25)
 
 
-def bench_noop(n: int, tmp: Path, queue: str, database_url: str) -> float:
+def bench_noop(n: int, tmp: Path, queue: str, database_url: str, label: str) -> float:
     """Tasks per second of N queued no-op tasks through two workers, first to last execution."""
     import redis
     from django.conf import settings
@@ -133,7 +134,7 @@ def bench_noop(n: int, tmp: Path, queue: str, database_url: str) -> float:
     key = f"{queue}:noop-times"
     for _ in range(n):
         noop.apply_async(args=[key], queue=queue)
-    workers = Workers(tmp, queue, database_url, f"noop{n}")
+    workers = Workers(tmp, queue, database_url, f"noop-{label}")
     workers.start()
     try:
         wait_done(lambda: int(client.llen(key)), n, workers)
@@ -144,7 +145,7 @@ def bench_noop(n: int, tmp: Path, queue: str, database_url: str) -> float:
     return n / (max(times) - min(times))
 
 
-def seed(n: int, tmp: Path):  # type: ignore[no-untyped-def]
+def seed(n: int, tmp: Path, label: str):  # type: ignore[no-untyped-def]
     """An endpoint, a plan with unlimited quotas, subscriptions, and N quick-created VMs (jobs queued)."""
     from django.db import connection, transaction
 
@@ -157,7 +158,7 @@ def seed(n: int, tmp: Path):  # type: ignore[no-untyped-def]
     endpoint, job = endpoint_register(
         name="Bench",
         driver="simulator",
-        settings_={"path": str(tmp / f"sim-{n}.sqlite3"), "latency": 0, "topology": UNLIMITED_TOPOLOGY},
+        settings_={"path": str(tmp / f"sim-{label}.sqlite3"), "latency": 0, "topology": UNLIMITED_TOPOLOGY},
     )
     job_execute(str(job.pk))  # its message stays queued; a worker drops it (already done) before the first VM
     cloud = Cloud.objects.get(stamp__endpoint=endpoint)
@@ -184,7 +185,7 @@ def seed(n: int, tmp: Path):  # type: ignore[no-untyped-def]
     return subscriptions[0], template, size
 
 
-def bench_jobs(n: int, tmp: Path, queue: str, database_url: str) -> tuple[float, int, int]:
+def bench_jobs(n: int, tmp: Path, queue: str, database_url: str, label: str) -> tuple[float, int, int]:
     """Jobs per second of N queued VM creates through two workers; then statements per create and job."""
     from django.db import connection
     from django.db.models import Max, Min
@@ -194,9 +195,9 @@ def bench_jobs(n: int, tmp: Path, queue: str, database_url: str) -> tuple[float,
     from portal.jobs import job_execute
     from portal.models import FINISHED_JOB_STATES, Job, JobState
 
-    subscription, template, size = seed(n, tmp)
+    subscription, template, size = seed(n, tmp, label)
     creates = Job.objects.filter(kind="vm.create")
-    workers = Workers(tmp, queue, database_url, f"jobs{n}")
+    workers = Workers(tmp, queue, database_url, f"jobs-{label}")
     workers.start()
     try:
         wait_done(lambda: creates.filter(state__in=FINISHED_JOB_STATES).count(), n, workers)
@@ -253,6 +254,7 @@ def machine() -> str:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", type=int, nargs="+", default=[200, 1000], help="jobs per run (default 200 1000)")
+    parser.add_argument("--rounds", type=int, default=1, help="rounds per size; the medians are reported (default 1)")
     parser.add_argument("--keep", action="store_true", help="keep the temporary directory (worker logs)")
     args = parser.parse_args()
 
@@ -268,16 +270,21 @@ def main() -> int:
     ok = False
     try:
         for n in args.sizes:
-            original, url = scratch_database(str(n))
-            try:
-                if not rows:
-                    print(machine())
-                noop_rate = bench_noop(n, tmp, queue, url)
-                job_rate, create_statements, job_statements = bench_jobs(n, tmp, queue, url)
-            finally:
-                connection.creation.destroy_test_db(original, verbosity=0)
-            rows.append((n, noop_rate, job_rate, create_statements, job_statements))
-            print(f"  N={n}: no-op {noop_rate:.0f}/s, jobs {job_rate:.1f}/s", flush=True)
+            rounds = []
+            for r in range(args.rounds):
+                label = f"{n}_{r}"
+                original, url = scratch_database(label)
+                try:
+                    if not rows and not rounds:
+                        print(machine())
+                    noop_rate = bench_noop(n, tmp, queue, url, label)
+                    job_rate, create_statements, job_statements = bench_jobs(n, tmp, queue, url, label)
+                finally:
+                    connection.creation.destroy_test_db(original, verbosity=0)
+                rounds.append((noop_rate, job_rate, job_rate / noop_rate))
+                print(f"  N={n} round {r + 1}: no-op {noop_rate:.0f}/s, jobs {job_rate:.1f}/s", flush=True)
+            medians = [statistics.median(column) for column in zip(*rounds, strict=True)]
+            rows.append((n, *medians, create_statements, job_statements))
         ok = True
     finally:
         with app.connection_for_write() as conn:
@@ -287,9 +294,11 @@ def main() -> int:
         else:
             print(f"worker logs kept in {tmp}")
 
-    print(f"\n{'jobs':>6} {'no-op tasks/s':>14} {'VM create jobs/s':>17} {'ratio':>6} {'target':>7}  statements")
-    for n, noop_rate, job_rate, create_statements, job_statements in rows:
-        ratio = job_rate / noop_rate
+    median = " (medians)" if args.rounds > 1 else ""
+    print(
+        f"\n{'jobs':>6} {'no-op tasks/s':>14} {'VM create jobs/s':>17} {'ratio':>6} {'target':>7}  statements{median}"
+    )
+    for n, noop_rate, job_rate, ratio, create_statements, job_statements in rows:
         verdict = "ok" if ratio >= TARGET_RATIO else "below"
         print(
             f"{n:6d} {noop_rate:14.0f} {job_rate:17.1f} {ratio:6.2f} {TARGET_RATIO:>5} {verdict:5}"
