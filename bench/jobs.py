@@ -185,8 +185,19 @@ def seed(n: int, tmp: Path, label: str):  # type: ignore[no-untyped-def]
     return subscriptions[0], template, size
 
 
-def bench_jobs(n: int, tmp: Path, queue: str, database_url: str, label: str) -> tuple[float, int, int]:
-    """Jobs per second of N queued VM creates through two workers; then statements per create and job."""
+def database_sessions() -> int:
+    """PostgreSQL sessions opened on this database so far (pg_stat_database, PostgreSQL 14+)."""
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_stat_clear_snapshot()")
+        cursor.execute("SELECT sessions FROM pg_stat_database WHERE datname = current_database()")
+        return int(cursor.fetchone()[0])
+
+
+def bench_jobs(n: int, tmp: Path, queue: str, database_url: str, label: str) -> tuple[float, int, int, int]:
+    """Jobs per second of N queued VM creates through two workers, the DB sessions the workers
+    opened; then the statements of one create and of its job."""
     from django.db import connection
     from django.db.models import Max, Min
     from django.test.utils import CaptureQueriesContext
@@ -197,12 +208,14 @@ def bench_jobs(n: int, tmp: Path, queue: str, database_url: str, label: str) -> 
 
     subscription, template, size = seed(n, tmp, label)
     creates = Job.objects.filter(kind="vm.create")
+    sessions_before = database_sessions()
     workers = Workers(tmp, queue, database_url, f"jobs-{label}")
     workers.start()
     try:
         wait_done(lambda: creates.filter(state__in=FINISHED_JOB_STATES).count(), n, workers)
     finally:
         workers.stop()
+    sessions = database_sessions() - sessions_before  # the workers have exited: their counts are in
     failed = creates.exclude(state=JobState.SUCCEEDED).count()
     if failed:
         raise RuntimeError(
@@ -222,7 +235,7 @@ def bench_jobs(n: int, tmp: Path, queue: str, database_url: str, label: str) -> 
         )
     with CaptureQueriesContext(connection) as job_queries:
         job_execute(str(job.pk))
-    return rate, len(create_queries), len(job_queries)
+    return rate, sessions, len(create_queries), len(job_queries)
 
 
 def scratch_database(tag: str) -> tuple[str, str]:
@@ -278,11 +291,15 @@ def main() -> int:
                     if not rows and not rounds:
                         print(machine())
                     noop_rate = bench_noop(n, tmp, queue, url, label)
-                    job_rate, create_statements, job_statements = bench_jobs(n, tmp, queue, url, label)
+                    job_rate, sessions, create_statements, job_statements = bench_jobs(n, tmp, queue, url, label)
                 finally:
                     connection.creation.destroy_test_db(original, verbosity=0)
-                rounds.append((noop_rate, job_rate, job_rate / noop_rate))
-                print(f"  N={n} round {r + 1}: no-op {noop_rate:.0f}/s, jobs {job_rate:.1f}/s", flush=True)
+                rounds.append((noop_rate, job_rate, job_rate / noop_rate, sessions))
+                print(
+                    f"  N={n} round {r + 1}: no-op {noop_rate:.0f}/s, jobs {job_rate:.1f}/s,"
+                    f" {sessions} DB sessions opened by the workers",
+                    flush=True,
+                )
             medians = [statistics.median(column) for column in zip(*rounds, strict=True)]
             rows.append((n, *medians, create_statements, job_statements))
         ok = True
@@ -296,13 +313,14 @@ def main() -> int:
 
     median = " (medians)" if args.rounds > 1 else ""
     print(
-        f"\n{'jobs':>6} {'no-op tasks/s':>14} {'VM create jobs/s':>17} {'ratio':>6} {'target':>7}  statements{median}"
+        f"\n{'jobs':>6} {'no-op tasks/s':>14} {'VM create jobs/s':>17} {'ratio':>6} {'target':>7}"
+        f"  {'sessions':>8}  statements{median}"
     )
-    for n, noop_rate, job_rate, ratio, create_statements, job_statements in rows:
+    for n, noop_rate, job_rate, ratio, sessions, create_statements, job_statements in rows:
         verdict = "ok" if ratio >= TARGET_RATIO else "below"
         print(
-            f"{n:6d} {noop_rate:14.0f} {job_rate:17.1f} {ratio:6.2f} {TARGET_RATIO:>5} {verdict:5}"
-            f" vm_create {create_statements}, job {job_statements}"
+            f"{n:6d} {noop_rate:14.0f} {job_rate:17.1f} {ratio:6.2f} {TARGET_RATIO:>5} {verdict:5} {sessions:8.0f}"
+            f"  vm_create {create_statements}, job {job_statements}"
         )
     return 0
 
