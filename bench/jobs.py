@@ -13,8 +13,9 @@ end):
    no worker running (jobs queued, messages on the queue), ANALYZE runs, then two fresh workers with
    the same settings start: jobs/s = N / (last Job.finished_at - first Job.started_at).
 
-It prints both with their ratio (the target is 0.3), then the SQL statements one vm_create and one
-create job issue in this process (CaptureQueriesContext; the heartbeat's own connection not counted).
+It prints both with their ratio (the target is 0.3), the PostgreSQL sessions the workers opened,
+then the SQL statements one vm_create and one create job issue in this process
+(CaptureQueriesContext; in a worker each task adds the health check of its reused connection).
 Worker logs stay in the temporary directory if a run fails (--keep keeps them anyway).
 """
 
