@@ -35,11 +35,13 @@ USAGE_STEP = "Update cloud usage"
 def _vm_transition(job: Job, *, source: str, target: str, reason: str = "") -> None:
     """Move the job's VM from the state the job put it in to where the job leaves it, recording the
     job. If something else moved the VM meanwhile, the newer state stands and the job still ends."""
-    vm = VirtualMachine.objects.get(pk=job.target_id)
+    # The job knows all the transition writes (id, subscription, the state it left the VM in): no read.
+    assert job.subscription_id is not None, "VM jobs belong to the VM's subscription"
+    vm = VirtualMachine(pk=job.target_id, subscription_id=job.subscription_id, name=job.target_name, state=source)
     try:
         VM_STATES.transition(vm, source=source, target=target, job=job, reason=reason)
     except StaleTransition:
-        logger.warning("job %s: VM %s is %s, not %s; leaving it so", job.pk, vm.pk, vm.state, source)
+        logger.warning("job %s: VM %s is no longer %s; leaving its newer state", job.pk, vm.pk, source)
 
 
 class _VMJob(JobHandler):
@@ -50,9 +52,9 @@ class _VMJob(JobHandler):
 
     def refresh_usage(self, ctx: JobContext, vm: VirtualMachine) -> None:
         """Read the cloud's usage back from the fabric so the admin portal shows it (bookkeeping)."""
-        seen = cloud_usage_versions(cloud=vm.cloud)
+        # The usage version was read with the VM, before the fabric is asked: see cloud_apply_usage.
         info = endpoint_driver(vm.cloud.stamp.endpoint).get_cloud(vm.cloud.external_id)
-        cloud_apply_usage(cloud=vm.cloud, info=info, seen_version=seen.get(vm.cloud.pk))
+        cloud_apply_usage(cloud=vm.cloud, info=info, seen_version=vm.cloud.usage_version)
 
     def prepare_retry(self, job: Job, *, by: Any) -> None:
         vm_prepare_retry(job=job, by=by)

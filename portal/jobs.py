@@ -212,6 +212,9 @@ def job_create(
         params=params or {},
         secret=crypto.encrypt(secret) if secret else "",
         max_attempts=settings.CANOPY_JOB_MAX_ATTEMPTS,
+        # Recorded as sent with the insert, saving an UPDATE per job; undone if the send fails.
+        dispatched_at=Now(),
+        dispatch_count=1,
     )
     job_id = str(job.pk)
     transaction.on_commit(lambda: job_dispatch(job_id))
@@ -219,7 +222,9 @@ def job_create(
 
 
 def job_dispatch(job_id: str, *, countdown: float | None = None) -> None:
-    """Send the job's message. A broker error is logged, not raised: the sweeper re-sends it."""
+    """Send the job's message. Whoever sends records it on the job row beforehand (job_create with
+    the insert, the sweeper, a transient retry), so a successful send costs no statement. A broker
+    error is logged, not raised, and the row is marked unsent: the sweeper sends it again."""
     from portal.tasks import run_job
 
     try:
@@ -229,10 +234,7 @@ def job_dispatch(job_id: str, *, countdown: float | None = None) -> None:
             run_job.delay(str(job_id))
     except Exception:
         logger.exception("could not send job %s to the broker; the sweeper will retry", job_id)
-        return
-    Job.objects.filter(pk=job_id).update(
-        dispatched_at=_later(countdown) if countdown else Now(), dispatch_count=F("dispatch_count") + 1
-    )
+        Job.objects.filter(pk=job_id, state=JobState.QUEUED).update(dispatched_at=None, dispatch_count=0)
 
 
 # --- claiming and running ---------------------------------------------------------------------------
@@ -371,6 +373,10 @@ class JobContext:
     attempt: int
     # Scratch space of this run, for what one step hands the next (e.g. what the fabric reported).
     data: dict[str, Any] = field(default_factory=dict)
+    # A finished step's log entry and progress, written with the run's next write (the next step's
+    # start, or the end of the job) instead of a statement of its own. Lost only if the worker dies
+    # right there, and then the step runs again, which steps are built to allow.
+    pending: dict[str, Any] = field(default_factory=dict)
 
     @property
     def params(self) -> dict[str, Any]:
@@ -381,12 +387,14 @@ class JobContext:
 
     def _write(self, **fields: Any) -> None:
         """A fenced write: only while this run owns the running job and its deadline hasn't passed."""
+        fields = {**self.pending, **fields}
         mine = Job.objects.filter(pk=self.job.pk, attempts=self.attempt, state=JobState.RUNNING)
         updated = mine.filter(Q(deadline_at__isnull=True) | Q(deadline_at__gt=Now())).update(heartbeat=Now(), **fields)
         if not updated:
             if mine.exists():
                 raise JobTimedOut(str(self.job.pk))
             raise JobLost(str(self.job.pk))
+        self.pending = {}
         for name, value in fields.items():
             setattr(self.job, name, value)
 
@@ -422,7 +430,8 @@ class JobContext:
                 self._write(steps=steps)
             raise
         entry.update(state="done", ended=_iso_now())
-        self._write(steps=steps, percent=max(self.job.percent, done_percent))
+        self.job.steps, self.job.percent = steps, max(self.job.percent, done_percent)
+        self.pending = {"steps": steps, "percent": self.job.percent}
 
     def run_step(self, step: Step, body: Callable[[], Any]) -> None:
         """Run one declared step: skipped if an earlier attempt did it; bookkeeping failures logged."""
@@ -467,14 +476,22 @@ def _user_message(exc: BaseException) -> str:
     return f"Internal error ({type(exc).__name__}); the provider has been notified."
 
 
-def _finish(job: Job, attempt: int, state: str, error: str = "", *, by: Any = None) -> bool:
+def _finish(job: Job, attempt: int, state: str, error: str = "", *, pending: dict[str, Any] | None = None) -> bool:
     """End the job (fenced by attempt) and let its handler set the resource state, atomically.
+    `pending` are the run's own unwritten fields (its last step's log entry).
 
     The secret is wiped on success; a failed or cancelled job keeps it (encrypted) so it can be
     retried, until the sweeper wipes it after CANOPY_JOB_SECRET_RETENTION_SECONDS.
     """
     handler = _handlers.get(job.kind)
-    fields: dict[str, Any] = {"state": state, "error": error, "finished_at": Now(), "step": "", "retry_at": None}
+    fields: dict[str, Any] = {
+        **(pending or {}),
+        "state": state,
+        "error": error,
+        "finished_at": Now(),
+        "step": "",
+        "retry_at": None,
+    }
     if state == JobState.SUCCEEDED:
         fields.update(secret="", percent=100)
     with transaction.atomic():
@@ -518,7 +535,8 @@ def _requeue_after_transient(job: Job, attempt: int, exc: BaseException) -> floa
         steps=steps,
         step=f"{_user_message(exc)} — {note[0].upper()}{note[1:]}",
         heartbeat=None,
-        dispatch_count=0,
+        dispatched_at=_later(delay),
+        dispatch_count=1,
     )
     if not updated:
         return None
@@ -545,7 +563,7 @@ def job_execute(job_id: str) -> str | None:
         )
         return None
     except JobTimedOut:
-        _finish(job, attempt, JobState.FAILED, _timeout_message(job))
+        _finish(job, attempt, JobState.FAILED, _timeout_message(job), pending=ctx.pending)
         return JobState.FAILED
     except Exception as exc:
         if isinstance(exc, tuple(_transient_errors)):
@@ -555,11 +573,11 @@ def job_execute(job_id: str) -> str | None:
                 return JobState.QUEUED
         elif not isinstance(exc, tuple(_user_errors)):
             logger.error("job %s failed:\n%s", job_id, traceback.format_exc())
-        _finish(job, attempt, JobState.FAILED, _user_message(exc))
+        _finish(job, attempt, JobState.FAILED, _user_message(exc), pending=ctx.pending)
         return JobState.FAILED
     finally:
         heartbeat.stop()
-    _finish(job, attempt, JobState.SUCCEEDED)
+    _finish(job, attempt, JobState.SUCCEEDED, pending=ctx.pending)
     return JobState.SUCCEEDED
 
 
@@ -629,8 +647,8 @@ def job_retry(*, job: Job, by: Any) -> Job:
             retry_at=None,
             deadline_at=None,
             heartbeat=None,
-            dispatched_at=None,
-            dispatch_count=0,
+            dispatched_at=Now(),
+            dispatch_count=1,
             retries=F("retries") + 1,
             max_attempts=F("attempts") + settings.CANOPY_JOB_MAX_ATTEMPTS,
         )
@@ -660,6 +678,10 @@ def job_wipe_secrets(*, target: models.Model) -> int:
 
 
 # --- sweeping ------------------------------------------------------------------------------------------
+
+
+def _record_send(job_id: Any) -> None:
+    Job.objects.filter(pk=job_id).update(dispatched_at=Now(), dispatch_count=F("dispatch_count") + 1)
 
 
 @dataclass
@@ -693,6 +715,7 @@ def job_sweep(*, send: Callable[[str], None] | None = None) -> SweepResult:
                 result.failed += 1
         else:
             logger.warning("job %s: worker lost (heartbeat %s); re-queueing", job.pk, job.heartbeat)
+            _record_send(job.pk)
             send(str(job.pk))
             result.requeued += 1
 
@@ -710,6 +733,7 @@ def job_sweep(*, send: Callable[[str], None] | None = None) -> SweepResult:
             logger.warning(
                 "job %s has been sent %s times and no worker took it; is the broker up?", job.pk, job.dispatch_count
             )
+        _record_send(job.pk)
         send(str(job.pk))
         result.resent += 1
 

@@ -76,7 +76,7 @@ def test_only_the_job_id_goes_to_the_broker(subscription, endpoint, monkeypatch,
 def test_sweeper_resends_lost_messages_and_gives_up_after_max_attempts(vm_job, subscription, endpoint):
     vm, job = vm_job
     long_ago = timezone.now() - timedelta(minutes=10)
-    Job.objects.filter(pk=job.pk).update(created_at=long_ago)
+    Job.objects.filter(pk=job.pk).update(created_at=long_ago, dispatched_at=long_ago)
     sent: list[str] = []
     assert jobs.job_sweep(send=sent.append).resent == 1 and sent == [str(job.pk)]
 
@@ -97,3 +97,24 @@ def test_sweeper_requeues_a_running_job_whose_worker_died(vm_job):
     assert jobs.job_execute(sent[0]) == JobState.SUCCEEDED
     job.refresh_from_db()
     assert job.attempts == 2 and job.state == JobState.SUCCEEDED
+
+
+def test_a_send_the_broker_refuses_leaves_the_job_for_the_sweeper(
+    subscription, endpoint, monkeypatch, django_capture_on_commit_callbacks
+):
+    from portal import tasks
+
+    def broker_down(*args, **kwargs):
+        raise ConnectionError("broker down")
+
+    monkeypatch.setattr(tasks.run_job, "delay", broker_down)
+    with django_capture_on_commit_callbacks(execute=True):
+        _, job = factories.make_vm_job(subscription, endpoint)
+    job.refresh_from_db()
+    assert (job.dispatched_at, job.dispatch_count) == (None, 0)  # not sent: the sweeper sends it
+    sent: list[str] = []
+    jobs.job_sweep(send=sent.append)
+    assert sent == []  # not before CANOPY_JOB_REQUEUE_SECONDS
+    Job.objects.filter(pk=job.pk).update(created_at=timezone.now() - timedelta(minutes=5))
+    jobs.job_sweep(send=sent.append)
+    assert sent == [str(job.pk)] and Job.objects.get(pk=job.pk).dispatch_count == 1

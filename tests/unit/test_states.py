@@ -127,7 +127,7 @@ def test_a_job_ending_after_its_vm_moved_on_leaves_the_newer_state(subscription,
         factories.run_queued_jobs()
     assert Job.objects.get(pk=job.pk).state == JobState.SUCCEEDED  # the job still ends
     assert db_row(vm)[0] == S.RUNNING and StateTransition.objects.count() == rows
-    assert "not stopping" in caplog.text
+    assert "no longer stopping" in caplog.text
 
 
 @pytest.mark.parametrize("name", list(VM_ACTIONS))
