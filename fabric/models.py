@@ -173,13 +173,22 @@ class VirtualMachine(models.Model):
     objects = VirtualMachineQuerySet.as_manager()
 
     class Meta:
-        ordering = ["-created_at"]
+        # Newest first, ties broken by id: a total order, which keyset (cursor) pages need.
+        ordering = ["-created_at", "-id"]
         constraints = [
             models.UniqueConstraint(
                 fields=["subscription", "name"], condition=~Q(state="deleted"), name="vm_unique_live_name"
             )
         ]
-        indexes = [models.Index(fields=["subscription", "state"])]
+        indexes = [
+            models.Index(fields=["subscription", "state"]),
+            # The lists' first page read straight off an index (no sort of the whole scope): a
+            # tenant's (subscription_id IN ...) and staff's (everything); deleted VMs are never listed.
+            models.Index(
+                fields=["subscription", "-created_at", "-id"], condition=~Q(state="deleted"), name="vm_live_sub_newest"
+            ),
+            models.Index(fields=["-created_at", "-id"], condition=~Q(state="deleted"), name="vm_live_newest"),
+        ]
 
     def __str__(self) -> str:
         return self.name

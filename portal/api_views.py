@@ -14,6 +14,7 @@ from rest_framework.response import Response
 from portal.api import ERRORS, IsSiteAccount, IsStaff
 from portal.jobs import job_can_retry, job_cancel, job_retry
 from portal.models import Job, JobState
+from portal.pagination import CursorPagination
 from portal.selectors import job_list
 
 
@@ -65,11 +66,13 @@ class JobFilter(filters.FilterSet):
 
 
 class JobViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
-    """Jobs the account may see (staff: all; a tenant: its subscriptions'), newest first."""
+    """Jobs the account may see (staff: all; a tenant: its subscriptions'), newest first in keyset
+    pages (`next`/`previous` links; no count)."""
 
     serializer_class = JobSerializer
     permission_classes = [IsSiteAccount]
     filterset_class = JobFilter
+    pagination_class = CursorPagination
 
     def get_queryset(self):  # type: ignore[override]
         return job_list(user=self.request.user)

@@ -64,11 +64,14 @@ class Job(models.Model):
     finished_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
-        ordering = ["-created_at"]
+        # Newest first, ties broken by id: a total order, which keyset (cursor) pages need.
+        ordering = ["-created_at", "-id"]
         indexes = [
             models.Index(fields=["target_type", "target_id"]),
             models.Index(fields=["state", "heartbeat"]),
-            models.Index(fields=["subscription", "-created_at"]),
+            # The job lists' first page read straight off an index: a tenant's and staff's.
+            models.Index(fields=["subscription", "-created_at", "-id"], name="job_sub_newest"),
+            models.Index(fields=["-created_at", "-id"], name="job_newest"),
         ]
 
     def __str__(self) -> str:

@@ -21,10 +21,13 @@ def _by_subscription(queryset: QuerySet[M], user: Any) -> QuerySet[M]:
         return queryset.none()
     if user.is_staff:
         return queryset
-    return queryset.filter(subscription__in=Subscription.objects.visible_to(user))
+    # The ids are read first: `subscription_id IN (<constants>)` lets PostgreSQL walk the
+    # (subscription, newest first) index for a page; with `IN (subquery)` it read and sorted every row.
+    return queryset.filter(subscription_id__in=Subscription.objects.visible_ids(user))
 
 
 def job_list(*, user: Any) -> QuerySet[Job]:
+    """Newest first; staff see all, a tenant the jobs of its subscriptions."""
     return _by_subscription(Job.objects.all(), user)
 
 

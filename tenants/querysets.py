@@ -32,6 +32,12 @@ class SubscriptionQuerySet(models.QuerySet["Subscription"]):
             return self.all()
         return self.filter(owner=user).exclude(state="deleted")
 
+    def visible_ids(self, user: Any) -> list[Any]:
+        """Ids of the subscriptions `user` may see, read now. Lists scoped by subscription filter on
+        these constants (`subscription_id IN (...)`), which PostgreSQL matches to the (subscription,
+        newest first) indexes; with `IN (subquery)` it read and sorted every row instead."""
+        return list(self.visible_to(user).values_list("pk", flat=True))
+
     def usable_by(self, user: Any) -> SubscriptionQuerySet:
         """Subscriptions in which `user` may create resources now."""
         return self.visible_to(user).filter(state="active")

@@ -17,6 +17,7 @@ from fabric.models import VirtualMachine, VMState
 from fabric.selectors import vm_active_jobs, vm_catalog, vm_list
 from fabric.services import vm_action, vm_create
 from portal.api import ERRORS, IsTenant, accepted_job, accepted_serializer
+from portal.pagination import CursorPagination
 from tenants.selectors import subscription_list
 
 from .serializers import CatalogSerializer, VMCreateSerializer, VMSerializer
@@ -54,11 +55,13 @@ def _action_route(action: VMAction) -> Any:
     destroy=extend_schema(request=None, responses={202: VMAccepted, **ERRORS}),
 )
 class VMViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
-    """The tenant's VMs: quick-create, power actions and delete start jobs (202 + the job's URL)."""
+    """The tenant's VMs, newest first in keyset pages (`next`/`previous` links; no count): quick-create,
+    power actions and delete start jobs (202 + the job's URL)."""
 
     serializer_class = VMSerializer
     permission_classes = [IsTenant]
     filterset_class = VMFilter
+    pagination_class = CursorPagination
 
     def get_queryset(self):  # type: ignore[override]
         return vm_list(user=self.request.user)

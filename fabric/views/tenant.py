@@ -13,17 +13,20 @@ from typing import Any
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import ValidationError
-from django.core.paginator import Paginator
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
+from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils.http import url_has_allowed_host_and_scheme
+from django.utils.html import format_html
 from django.views.decorators.http import require_POST
 from django.views.decorators.vary import vary_on_headers
 
 from portal.exceptions import ServiceError
 from portal.forms import apply_service_error, error_message
 from portal.models import Job
+from portal.pagination import cursor_page
+from portal.views.jobs import job_poll_response
 from tenants.models import Subscription
 from tenants.quotas import quota_list
 from tenants.selectors import subscription_get
@@ -62,17 +65,16 @@ def _action_bar(vm: VirtualMachine) -> list[dict[str, Any]]:
 
 @login_required
 def vm_list_page(request: HttpRequest) -> HttpResponse:
+    """Newest first, one keyset page at a time (no count: the rail has a bounded one); rows with a
+    running job show its progress, polled for the whole page at once (vm_statuses)."""
     subscription = None
     if raw := request.GET.get("subscription"):
         try:
             subscription = subscription_get(user=request.user, pk=raw)
         except (Subscription.DoesNotExist, ValidationError) as exc:
             raise Http404("No such subscription.") from exc
-    page = Paginator(vm_list(user=request.user, subscription=subscription), 50).get_page(request.GET.get("page"))
-    vms = list(page.object_list)
-    jobs = vm_active_jobs(vms)
-    for vm in vms:
-        vm.active_job = jobs.get(str(vm.pk))
+    page = cursor_page(request, vm_list(user=request.user, subscription=subscription))
+    vms = _with_active_jobs(page.object_list)
     can_create = bool(vms) or Subscription.objects.usable_by(request.user).exists()
     return render(
         request,
@@ -83,22 +85,38 @@ def vm_list_page(request: HttpRequest) -> HttpResponse:
             "subscription": subscription,
             "can_create": can_create,
             "bulk_actions": VM_ACTIONS.values(),
+            "running_jobs": [vm.active_job for vm in vms],
         },
     )
 
 
+def _with_active_jobs(vms: list[VirtualMachine]) -> list[VirtualMachine]:
+    jobs = vm_active_jobs(vms)
+    for vm in vms:
+        vm.active_job = jobs.get(str(vm.pk))
+    return vms
+
+
+def _finished_vm_rows(request: HttpRequest, jobs: list[Job]) -> tuple[str, list[Job]]:
+    """The list rows of the VMs whose job ended, as out-of-band swaps (a VM that is gone loses its
+    row); with them, the jobs these rows show running now (another action may have started)."""
+    ids = list(dict.fromkeys(job.target_id for job in jobs if job.target_type == VirtualMachine._meta.label_lower))
+    vms = {str(vm.pk): vm for vm in _with_active_jobs(list(vm_list(user=request.user).filter(pk__in=ids)))}
+    rows = []
+    for pk in ids:
+        if pk in vms:
+            row = render_to_string("tenant/fabric/vm_list.html#vm-row", {"vm": vms[pk], "oob": True}, request).strip()
+        else:
+            row = format_html('<tr id="vm-row-{}" hx-swap-oob="delete"></tr>', pk)
+        rows.append(f"<template>{row}</template>")  # a <tr> parses only inside a table or a template
+    return "".join(rows), [vm.active_job for vm in vms.values() if vm.active_job]
+
+
 @login_required
-def vm_row(request: HttpRequest, pk: Any) -> HttpResponse:
-    """One row of the VM list, re-fetched by htmx when a job ends. A VM that is gone (deleted) gives
-    an empty row to htmx, so the row disappears; a plain request gets the usual 404."""
-    try:
-        vm = vm_get(user=request.user, pk=pk)
-    except VirtualMachine.DoesNotExist as exc:
-        if _is_partial_request(request):
-            return HttpResponse("")
-        raise Http404("No such virtual machine.") from exc
-    vm.active_job = vm_active_jobs([vm]).get(str(vm.pk))
-    return render(request, "tenant/fabric/vm_list.html#vm-row", {"vm": vm})
+def vm_statuses(request: HttpRequest) -> HttpResponse:
+    """The VM list's one poll (`?ids=` of the jobs its rows show): progress of the running ones, and
+    the rows whose job ended re-rendered, all in one answer."""
+    return job_poll_response(request, finished_rows=_finished_vm_rows)
 
 
 @login_required

@@ -20,7 +20,7 @@ api = [
 urlpatterns = [
     path("login/", auth.SignInView.as_view(), name="login"),
     path("logout/", auth.sign_out, name="logout"),
-    path("jobs/<uuid:pk>/status/", jobs.job_status, name="job-status"),
+    path("jobs/status/", jobs.job_statuses, name="job-statuses"),
     path("api/v1/", include((api, "staff-api"))),
     path("", include((pages, "staff"))),
 ]

@@ -19,7 +19,7 @@ api = [
 urlpatterns = [
     path("login/", auth.SignInView.as_view(), name="login"),
     path("logout/", auth.sign_out, name="logout"),
-    path("jobs/<uuid:pk>/status/", jobs.job_status, name="job-status"),
+    path("jobs/status/", jobs.job_statuses, name="job-statuses"),
     path("signup/", auth.SignUpView.as_view(), name="signup"),
     path("api/v1/", include((api, "tenant-api"))),
     path("", include((pages, "tenant"))),

@@ -4,13 +4,13 @@ from datetime import timedelta
 
 from django.conf import settings
 from django.contrib.auth.decorators import login_required
-from django.core.paginator import Paginator
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 from django.utils import timezone
 from django.utils.timesince import timesince
 
 from fabric.selectors import cloud_list, vm_list
+from portal.pagination import cursor_page
 from portal.selectors import job_list, jobs_waiting_for_worker
 from tenants.selectors import plan_list, subscription_list
 
@@ -28,7 +28,7 @@ def staff_dashboard(request: HttpRequest) -> HttpResponse:
         {
             "clouds": cloud_list(user=request.user),
             "plans": plan_list(user=request.user)[:10],
-            "jobs": job_list(user=request.user)[:10],
+            "jobs": list(job_list(user=request.user)[:10]),
             "waiting_jobs": jobs_waiting_for_worker(user=request.user).count(),
             "waiting_threshold": _duration(settings.CANOPY_JOB_WAITING_SECONDS),
         },
@@ -44,12 +44,13 @@ def tenant_dashboard(request: HttpRequest) -> HttpResponse:
         {
             "subscriptions": subscriptions,
             "vms": vm_list(user=request.user)[:10],
-            "jobs": job_list(user=request.user)[:10],
+            "jobs": list(job_list(user=request.user)[:10]),
         },
     )
 
 
 @login_required
 def jobs(request: HttpRequest) -> HttpResponse:
-    page = Paginator(job_list(user=request.user), 50).get_page(request.GET.get("page"))
+    """Newest first, one keyset page at a time: the same cost at 100 jobs as at 100,000."""
+    page = cursor_page(request, job_list(user=request.user))
     return render(request, "components/job_list_page.html", {"page": page, "jobs": page.object_list})

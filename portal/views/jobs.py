@@ -1,26 +1,89 @@
-"""Job progress, shared by both sites: a partial that htmx polls until the job ends."""
+"""Job pages and the live progress of jobs, shared by both sites.
+
+A page that shows running jobs polls once a second with one request for all of them (`job_poller`
+in templates, `GET jobs/status/?ids=<id>.<version>,...`), instead of one request per job. The answer
+holds htmx out-of-band swaps of the job elements that changed since the version the page has, and
+a new poller listing what still runs; when nothing runs it answers 286, which stops the polling. A
+job that ended sends `canopy:job-finished` (HX-Trigger) so the parts of the page that depend on it
+(a VM's summary, an endpoint's fabric) re-fetch themselves; a list passes `finished_rows` to swap
+the rows of finished jobs in the same answer (see fabric.views.tenant.vm_statuses).
+"""
+
+from __future__ import annotations
+
+import uuid
+import zlib
+from collections.abc import Callable, Iterable
+from typing import Any
 
 from django.contrib.auth.decorators import login_required
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import render
+from django.template.loader import render_to_string
 
 from portal.models import Job
-from portal.selectors import job_get
+from portal.selectors import job_get, job_list
+
+# More than any page shows; a longer list is cut, not an error.
+MAX_POLLED_JOBS = 100
+HTTP_STOP_POLLING = 286  # htmx: stop the `every` trigger of the element that asked
+
+# Renders the rows a page shows for finished jobs (htmx out-of-band swaps), and returns with them
+# the jobs those rows show running now, which the poller then follows too.
+FinishedRows = Callable[[HttpRequest, list[Job]], tuple[str, list[Job]]]
+
+
+def job_version(job: Job) -> str:
+    """Changes whenever what a job element shows changes (state, percent, step)."""
+    return f"{zlib.crc32(f'{job.state}|{job.percent}|{job.step}'.encode()):08x}"
+
+
+def poller_context(jobs: Iterable[Job | None], url: str, *, oob: bool = False) -> dict[str, Any]:
+    """Context of components/job_poller.html: the running jobs among `jobs`, each with its version."""
+    running = [job for job in jobs if job is not None and not job.is_finished]
+    return {"ids": ",".join(f"{job.pk}.{job_version(job)}" for job in running), "url": url, "oob": oob}
+
+
+def _polled(raw: str) -> dict[str, str]:
+    """`<uuid>.<version>,...` as {uuid: version}; malformed entries are ignored."""
+    polled: dict[str, str] = {}
+    for item in raw.split(",")[:MAX_POLLED_JOBS]:
+        pk, _, version = item.strip().partition(".")
+        try:
+            polled[str(uuid.UUID(pk))] = version
+        except ValueError:
+            continue
+    return polled
+
+
+def job_poll_response(request: HttpRequest, *, finished_rows: FinishedRows | None = None) -> HttpResponse:
+    """The batched poll's answer (see the module docstring). Jobs the user may not see are simply
+    absent, as if they didn't exist."""
+    polled = _polled(request.GET.get("ids", ""))
+    jobs = list(job_list(user=request.user).filter(pk__in=list(polled))) if polled else []
+    changed = [job for job in jobs if job_version(job) != polled[str(job.pk)]]
+    finished = [job for job in changed if job.is_finished]
+    following = [job for job in jobs if not job.is_finished]
+    parts = []
+    rows, shown = finished_rows(request, finished) if finished and finished_rows else ("", [])
+    # A finished job's element lives in its row, which `rows` replaces; without rows, it is updated.
+    for job in changed if not rows else [job for job in changed if not job.is_finished]:
+        parts.append(render_to_string("components/job_status.html", {"job": job, "oob": True}, request))
+    parts.append(rows)
+    following += [job for job in shown if str(job.pk) not in polled]
+    if following and {str(job.pk): job_version(job) for job in following} != polled:
+        context = poller_context(following, request.path, oob=True)
+        parts.append(render_to_string("components/job_poller.html", context, request))
+    response = HttpResponse("".join(parts), status=200 if following else HTTP_STOP_POLLING)
+    if finished:
+        response["HX-Trigger"] = "canopy:job-finished"
+    return response
 
 
 @login_required
-def job_status(request: HttpRequest, pk: str) -> HttpResponse:
-    """The job's progress partial. While the job runs, the partial polls itself (every 1 s); once it
-    ends it is rendered without the trigger, and a `canopy:job-finished` event lets the page refresh
-    the rows that depend on it."""
-    try:
-        job = job_get(user=request.user, pk=pk)
-    except (Job.DoesNotExist, ValueError) as exc:
-        raise Http404 from exc
-    response = render(request, "components/job_status.html", {"job": job})
-    if job.is_finished:
-        response["HX-Trigger"] = "canopy:job-finished"
-    return response
+def job_statuses(request: HttpRequest) -> HttpResponse:
+    """The batched poll of the pages whose job elements stand alone (detail pages, dashboards)."""
+    return job_poll_response(request)
 
 
 @login_required

@@ -19,10 +19,16 @@ def generate(urlconf: str) -> dict:
 
 
 def test_tenant_schema_generates_and_has_no_staff_routes(db):
-    paths = generate("portal.urls.tenant")["paths"]
+    schema = generate("portal.urls.tenant")
+    paths = schema["paths"]
     assert {"/api/v1/vms/", "/api/v1/vms/{id}/stop/", "/api/v1/subscriptions/{id}/catalog/"} <= set(paths)
     assert "202" in paths["/api/v1/vms/"]["post"]["responses"]
     assert not any(p.startswith(("/api/v1/endpoints", "/api/v1/accounts")) for p in paths)
+    # the large lists are keyset pages: a cursor, no page number, no count
+    for path, page in (("/api/v1/vms/", "PaginatedVMList"), ("/api/v1/jobs/", "PaginatedJobList")):
+        params = {p["name"] for p in paths[path]["get"]["parameters"]}
+        assert "cursor" in params and "page" not in params
+        assert set(schema["components"]["schemas"][page]["properties"]) == {"next", "previous", "results"}
 
 
 def test_staff_schema_generates(staff_site):

@@ -1,6 +1,7 @@
 """Admin portal fabric pages: endpoints with capacity, registering an endpoint, its detail and sync."""
 
 import json
+import re
 
 import pytest
 from django.urls import reverse
@@ -8,6 +9,7 @@ from django.urls import reverse
 from fabric.models import Cloud, FabricEndpoint
 from portal.models import Job, JobState
 from tests import factories
+from tests.htmx import HX, poller_url
 
 
 def register(staff_client, tmp_path, name="Second", settings=None):
@@ -51,11 +53,16 @@ def test_register_endpoint_creates_it_and_a_sync_job_then_detail_shows_the_fabri
     assert job.state == JobState.QUEUED
 
     page = staff_client.get(response["Location"]).content.decode()
-    assert f'id="job-{job.pk}"' in page and 'hx-trigger="every 1s"' in page  # progress polls
-    assert 'hx-trigger="canopy:job-finished from:body"' in page
+    assert f'id="job-{job.pk}"' in page and 'hx-trigger="canopy:job-finished from:body"' in page
     assert "Reading the fabric" in page
+    poll = poller_url(page)  # the page's one poller follows the sync job
+    assert poll.startswith(reverse("job-statuses")) and str(job.pk) in poll
+    assert staff_client.get(poll, headers=HX).content == b""  # nothing changed yet
 
     factories.run_queued_jobs()
+    ended = staff_client.get(poll, headers=HX)
+    assert ended.status_code == 286 and ended["HX-Trigger"] == "canopy:job-finished"  # the fabric re-fetches
+    assert re.search(rf'id="job-{job.pk}" data-job-state="succeeded" hx-swap-oob="true"', ended.content.decode())
     page = staff_client.get(response["Location"]).content.decode()
     assert "Stamp 01" in page and "Gold" in page and "0 / 64" in page
     assert "Ubuntu Server 24.04 LTS" in page and "Medium" in page

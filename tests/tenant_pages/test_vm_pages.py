@@ -1,5 +1,6 @@
 """Tenant VM pages: list with live job rows, quick create, detail with actions, scoping."""
 
+import html
 import re
 
 import pytest
@@ -8,8 +9,10 @@ from django.urls import reverse
 
 from fabric.models import VirtualMachine, VMState
 from fabric.services import vm_action
+from portal.jobs import job_execute
 from portal.models import Job, JobState
 from tests import factories
+from tests.htmx import poller_url
 
 pytestmark = pytest.mark.django_db
 HTMX = {"HTTP_HX_REQUEST": "true"}
@@ -44,33 +47,100 @@ def test_list_shows_the_owners_vms_only(tenant_client, subscription, other_subsc
     assert theirs.name not in body
 
 
-def test_a_vm_with_a_running_job_shows_live_progress_in_its_row(tenant_client, subscription, endpoint):
-    vm = make_vm(subscription, endpoint, run=False)
-    job = Job.objects.get(target_id=str(vm.pk))
+def unlimited_subscription(tenant_user, endpoint):
+    plan = factories.make_plan(endpoint, max_vms=None, max_cores=None, max_memory_mb=None)
+    return factories.make_subscription(tenant_user, plan)
+
+
+def test_rows_show_their_running_job_and_the_page_polls_once_for_all(tenant_client, subscription, endpoint):
+    vms = [make_vm(subscription, endpoint, f"vm{i}", run=False) for i in range(3)]
     body = tenant_client.get(reverse("tenant:vms")).content.decode()
-    row = re.search(rf'<tr id="vm-row-{vm.pk}".*?</tr>', body, re.S).group(0)
-    assert reverse("job-status", args=[job.pk]) in row and 'hx-trigger="every 1s"' in row
-    assert f'hx-get="{reverse("tenant:vm-row", args=[vm.pk])}"' in row
-    assert "canopy:job-finished from:body" in row
+    for vm in vms:
+        job = Job.objects.get(target_id=str(vm.pk))
+        row = re.search(rf'<tr id="vm-row-{vm.pk}".*?</tr>', body, re.S).group(0)
+        assert f'id="job-{job.pk}"' in row and "hx-trigger" not in row
+        assert f"{job.pk}." in poller_url(body)
+    assert body.count('hx-trigger="every 1s"') == 1  # one poller for the page, not one per row
+    assert poller_url(body).startswith(reverse("tenant:vm-statuses") + "?ids=")
 
 
-def test_row_partial_reflects_the_new_state_after_the_job(tenant_client, subscription, endpoint):
-    vm = make_vm(subscription, endpoint, run=False)
-    factories.run_queued_jobs()
-    response = tenant_client.get(reverse("tenant:vm-row", args=[vm.pk]), **HTMX)
-    body = response.content.decode().strip()
-    assert body.startswith(f'<tr id="vm-row-{vm.pk}"') and body.endswith("</tr>")
-    assert "<html" not in body and "badge-running" in body and "hx-get" not in body
+def test_no_poller_when_nothing_runs(tenant_client, subscription, endpoint):
+    make_vm(subscription, endpoint)
+    body = tenant_client.get(reverse("tenant:vms")).content.decode()
+    assert poller_url(body) is None and "every 1s" not in body
 
 
-def test_row_of_a_deleted_vm_is_empty_to_htmx_and_404_otherwise(tenant_client, subscription, endpoint):
+def test_the_poll_swaps_what_changed_then_the_rows_whose_job_ended_then_stops(tenant_client, subscription, endpoint):
+    first, second = (make_vm(subscription, endpoint, name, run=False) for name in ("first", "second"))
+    first_job, second_job = (Job.objects.get(target_id=str(vm.pk)) for vm in (first, second))
+    url = poller_url(tenant_client.get(reverse("tenant:vms")).content.decode())
+
+    quiet = tenant_client.get(url, **HTMX)
+    assert (quiet.status_code, quiet.content) == (200, b"")  # nothing changed: nothing sent, polling goes on
+
+    Job.objects.filter(pk=second_job.pk).update(percent=55, step="Booting")
+    progress = tenant_client.get(url, **HTMX)
+    body = progress.content.decode()
+    assert progress.status_code == 200 and "HX-Trigger" not in progress
+    assert re.search(rf'<div class="job-status job-queued" id="job-{second_job.pk}"[^>]*hx-swap-oob="true"', body)
+    assert "55%" in body and "Booting" in body and f"job-{first_job.pk}" not in body
+    url = poller_url(body)  # the new poller knows the version the page shows now
+    assert 'id="job-poller" hidden' in body and 'hx-swap-oob="true"' in body
+
+    job_execute(str(first_job.pk))
+    ended = tenant_client.get(url, **HTMX)
+    body = ended.content.decode()
+    assert ended.status_code == 200 and ended["HX-Trigger"] == "canopy:job-finished"
+    row = re.search(
+        rf'<template><tr id="vm-row-{first.pk}" class="vm-row" hx-swap-oob="true">.*?</tr></template>', body, re.S
+    )
+    assert row and "badge-running" in row.group(0) and "job-status" not in row.group(0)
+    assert f"job-{second_job.pk}" not in body  # unchanged since the last answer
+    url = poller_url(body)
+    assert str(second_job.pk) in url and str(first_job.pk) not in url
+
+    job_execute(str(second_job.pk))
+    last = tenant_client.get(url, **HTMX)
+    assert last.status_code == 286  # htmx stops polling
+    assert f'<tr id="vm-row-{second.pk}"' in last.content.decode() and poller_url(last.content.decode()) is None
+
+
+def test_the_poll_removes_the_row_of_a_vm_whose_deletion_ended(tenant_client, subscription, endpoint):
     vm = make_vm(subscription, endpoint)
     vm_action(vm=vm, action="delete")
+    url = poller_url(tenant_client.get(reverse("tenant:vms")).content.decode())
     factories.run_queued_jobs()
-    url = reverse("tenant:vm-row", args=[vm.pk])
-    htmx = tenant_client.get(url, **HTMX)
-    assert htmx.status_code == 200 and htmx.content == b""
-    assert tenant_client.get(url).status_code == 404
+    response = tenant_client.get(url, **HTMX)
+    assert response.status_code == 286
+    assert f'<template><tr id="vm-row-{vm.pk}" hx-swap-oob="delete"></tr></template>' in response.content.decode()
+
+
+def test_the_poll_follows_a_job_that_started_on_a_row_meanwhile(tenant_client, subscription, endpoint):
+    vm = make_vm(subscription, endpoint, run=False)
+    url = poller_url(tenant_client.get(reverse("tenant:vms")).content.decode())
+    factories.run_queued_jobs()
+    stop = vm_action(vm=VirtualMachine.objects.get(pk=vm.pk), action="stop")
+    body = tenant_client.get(url, **HTMX).content.decode()
+    assert f'id="job-{stop.pk}"' in body and str(stop.pk) in poller_url(body)
+
+
+@pytest.mark.parametrize("running", [1, 20])
+def test_the_batched_poll_query_count_does_not_grow_with_jobs(
+    tenant_client, tenant_user, endpoint, running, django_assert_num_queries
+):
+    sub = unlimited_subscription(tenant_user, endpoint)
+    for i in range(running):
+        make_vm(sub, endpoint, f"vm{i}", run=False)
+    url = poller_url(tenant_client.get(reverse("tenant:vms")).content.decode())
+    assert url.count(",") == running - 1
+    # session, user, the tenant's subscription ids, the polled jobs
+    with django_assert_num_queries(4):
+        assert tenant_client.get(url, **HTMX).status_code == 200
+    factories.run_queued_jobs()
+    # ... and for the rows of the finished jobs: subscription ids, their VMs, their running jobs
+    with django_assert_num_queries(7):
+        response = tenant_client.get(url, **HTMX)
+    assert response.status_code == 286 and response.content.decode().count('class="vm-row"') == running
 
 
 def test_empty_list_offers_new_vm_or_plans(tenant_client, tenant_user, plan):
@@ -91,29 +161,38 @@ def test_list_filtered_by_subscription(tenant_client, tenant_user, subscription,
     assert tenant_client.get(reverse("tenant:vms"), {"subscription": "nope"}).status_code == 404
 
 
-def test_list_query_count_does_not_grow_with_vms(tenant_client, tenant_user, endpoint, django_assert_max_num_queries):
-    plan = factories.make_plan(endpoint, max_vms=None, max_cores=None, max_memory_mb=None)
-    sub = factories.make_subscription(tenant_user, plan)
-    for i in range(60):
-        make_vm(sub, endpoint, f"vm{i}", run=i < 55)  # the five newest still have a queued create job
-    # session, user, count, page, active jobs, rail counts (3)
-    with django_assert_max_num_queries(8):
+@pytest.mark.parametrize("vms", [3, 60])
+def test_list_query_count_does_not_grow_with_vms(tenant_client, tenant_user, endpoint, vms, django_assert_num_queries):
+    sub = unlimited_subscription(tenant_user, endpoint)
+    for i in range(vms):
+        make_vm(sub, endpoint, f"vm{i}", run=i < vms - 2)  # the two newest still have a queued create job
+    # session, user, subscription ids, page, the page's running jobs; rail: VMs and running jobs
+    # (subscription ids and a bounded count each), subscriptions
+    with django_assert_num_queries(10):
         response = tenant_client.get(reverse("tenant:vms"))
     body = response.content.decode()
-    assert body.count('class="vm-row"') == 50 and body.count('class="job-status') == 5
-    assert "Page 1 of 2" in body
+    assert body.count('class="vm-row"') == min(vms, 50) and body.count('class="job-status') == 2
+    assert ("Older →" in body) == (vms > 50) and "← Newer" not in body
 
 
-def test_job_status_poll_query_count_is_pinned(tenant_client, subscription, endpoint, django_assert_max_num_queries):
-    vm = make_vm(subscription, endpoint, run=False)
-    job = Job.objects.get(target_id=str(vm.pk))
-    # session, user, job (scoped to the user's subscriptions)
-    with django_assert_max_num_queries(3):
-        response = tenant_client.get(reverse("job-status", args=[job.pk]), **HTMX)
-    assert response.status_code == 200 and "HX-Trigger" not in response
-    factories.run_queued_jobs()
-    response = tenant_client.get(reverse("job-status", args=[job.pk]), **HTMX)
-    assert response["HX-Trigger"] == "canopy:job-finished"
+def test_list_pages_by_cursor_newest_first(tenant_client, tenant_user, endpoint):
+    sub = unlimited_subscription(tenant_user, endpoint)
+    made = [make_vm(sub, endpoint, f"vm{i}") for i in range(55)]
+    first = tenant_client.get(reverse("tenant:vms")).content.decode()
+    older = re.search(r'<a href="([^"]+)" rel="next">Older', first).group(1)
+    second = tenant_client.get(html.unescape(older)).content.decode()
+    assert second.count('class="vm-row"') == 5 and "Older →" not in second and "← Newer" in second
+    names = re.findall(r'<tr id="vm-row-[^"]+" class="vm-row">\s*<td><a [^>]+>(vm\d+)</a>', first + second)
+    assert names == [vm.name for vm in reversed(made)]
+    assert tenant_client.get(reverse("tenant:vms"), {"cursor": "not-a-cursor"}).status_code == 404
+
+
+def test_the_rail_count_is_bounded(tenant_client, subscription, endpoint, settings, monkeypatch):
+    monkeypatch.setattr("portal.context_processors.RAIL_COUNT_LIMIT", 2)
+    for i in range(3):
+        make_vm(subscription, endpoint, f"vm{i}")
+    body = tenant_client.get(reverse("tenant:dashboard")).content.decode()
+    assert re.search(r'Virtual machines <span class="count">2\+</span>', body)
 
 
 # --- quick create -----------------------------------------------------------------------------------
@@ -153,7 +232,7 @@ def test_quick_create_creates_a_vm_and_job_and_shows_progress(tenant_client, ten
     job = Job.objects.get(kind="vm.create", target_id=str(vm.pk))
     assert (vm.name, vm.subscription_id, job.created_by) == ("web01", subscription.pk, tenant_user)
     body = tenant_client.get(response["Location"]).content.decode()
-    assert "Creating &#x27;web01&#x27;" in body and reverse("job-status", args=[job.pk]) in body
+    assert "Creating &#x27;web01&#x27;" in body and f'id="job-{job.pk}"' in body and str(job.pk) in poller_url(body)
 
 
 @pytest.mark.parametrize(
@@ -227,7 +306,7 @@ def test_stop_then_start_move_the_state(tenant_client, subscription, endpoint):
         job = Job.objects.filter(target_id=str(vm.pk)).latest("created_at")
         assert job.kind == f"vm.{action}" and VirtualMachine.objects.get(pk=vm.pk).state == busy
         body = response.content.decode()
-        assert reverse("job-status", args=[job.pk]) in body and 'hx-trigger="canopy:job-finished from:body"' in body
+        assert str(job.pk) in poller_url(body) and 'hx-trigger="canopy:job-finished from:body"' in body
         factories.run_queued_jobs()
         assert VirtualMachine.objects.get(pk=vm.pk).state == final
 
@@ -273,7 +352,7 @@ def test_delete_asks_then_deletes_and_the_page_goes_back_to_the_list(tenant_clie
 
 def test_other_tenant_gets_404_everywhere_and_changes_nothing(other_client: Client, subscription, endpoint):
     vm = make_vm(subscription, endpoint)
-    for name in ("tenant:vm", "tenant:vm-row", "tenant:vm-delete"):
+    for name in ("tenant:vm", "tenant:vm-delete"):
         assert other_client.get(reverse(name, args=[vm.pk])).status_code == 404, name
     for action in ("stop", "restart", "delete"):
         assert other_client.post(reverse("tenant:vm-action", args=[vm.pk, action])).status_code == 404
