@@ -38,15 +38,16 @@ def cloud_list(*, user: Any) -> QuerySet[Cloud]:
 
 def vm_list(*, user: Any, subscription: Subscription | None = None) -> QuerySet[VirtualMachine]:
     """VMs the user may see, newest first, with what a list row shows loaded in one query."""
-    qs = VirtualMachine.objects.visible_to(user).select_related("subscription", "template", "hardware_profile", "cloud")
+    qs = VirtualMachine.objects.visible_to(user).select_related("subscription", "template", "hardware_profile")
     if subscription is not None:
         qs = qs.filter(subscription=subscription)
     return qs
 
 
 def vm_get(*, user: Any, pk: Any) -> VirtualMachine:
-    """The VM, or VirtualMachine.DoesNotExist (answer 404) when the user may not see it."""
-    return vm_list(user=user).get(pk=pk)
+    """The VM (with its cloud, which its page shows), or VirtualMachine.DoesNotExist (answer 404) when
+    the user may not see it."""
+    return vm_list(user=user).select_related("cloud").get(pk=pk)
 
 
 def vm_active_jobs(vms: list[VirtualMachine]) -> dict[str, Job]:
