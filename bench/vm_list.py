@@ -1,162 +1,130 @@
-"""Benchmark the tenant's VM list (page and API) with thousands of VMs in one subscription.
+"""Benchmark the tenant's VM list (API and HTML page, first page) at 2,000 and 50,000 VMs.
 
-    .venv/bin/python bench/vm_list.py [--vms 2000] [--requests 20]
+    DATABASE_URL=postgres://canopy:canopy@127.0.0.1/canopy .venv/bin/python bench/vm_list.py \\
+        [--sizes 2000 50000] [--no-wrk] [--explain]
 
-Runs on a scratch database that it creates and drops: PostgreSQL when DATABASE_URL is set (a
-`test_`-prefixed database next to it), otherwise a temporary SQLite file. Prints the median time
-and the query count of each request, through Django's test client (no network, no server), so
-the numbers are the view's own cost. A query count that grows with --vms is an N+1.
+Needs PostgreSQL (DATABASE_URL; the role must be allowed to create databases: a scratch database
+`canopy_bench_<pid>` is created, migrated and dropped) and wrk (Debian: `apt-get install wrk`).
+
+The tenant owns one subscription holding N VMs (bulk-inserted, creation times spread over a year,
+every 10th deleted, five newest still being created with a running job); another tenant holds N/10.
+At each size, after VACUUM ANALYZE, it prints:
+
+- in process (Django's test client, no network): median ms and query count of the API's first page,
+  the HTML list page, the floor view and the minimal view; the ratio of the large size to the small
+  one is the target (flat in N: <= 1.3x);
+- over HTTP: req/s of the same four URLs under `wrk -c16 -d10s` against `gunicorn -w 2` with the
+  tenant settings plus bench.urls (bench/settings.py). The floor view (bench/views.py) runs the same
+  selectors (the same SQL), middleware and session sign-in as the API and returns the rows through
+  JsonResponse: the API is measured against it (target >= 0.8x); the floor against the minimal view.
 """
 
 from __future__ import annotations
 
 import argparse
-import os
-import statistics
+import contextlib
 import sys
-import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bench import common
+
+URLS = {
+    "API   /api/v1/vms/": "tenant-api:vm-list",
+    "page  /vms/": "tenant:vms",
+    "floor (bench view)": "bench-floor-vms",
+    "minimal (bench view)": "bench-minimal",
+}
 
 
-def setup_django(tmp: Path) -> None:
-    os.environ["CANOPY_DATA_DIR"] = str(tmp)
-    (tmp / "static").mkdir()  # STATIC_ROOT; whitenoise warns when it is missing
-    os.environ["DJANGO_SETTINGS_MODULE"] = "portal.settings.tenant"
-    # Jobs the seeding creates stay in a broker folder under tmp; no worker anywhere runs them.
-    os.environ.pop("CELERY_BROKER_URL", None)
-    import django
-    from django.conf import settings
+def seed_size(fabric: common.Fabric, mine: object, theirs: object, seeded: int, size: int) -> None:
+    """Grow the tenant's subscription to `size` VMs (and the other tenant's to size/10), each with its
+    finished create job."""
+    from django.utils import timezone
 
-    django.setup()
-    db = settings.DATABASES["default"]
-    if db["ENGINE"].endswith("sqlite3"):
-        db.setdefault("TEST", {})["NAME"] = str(tmp / "bench.sqlite3")
+    from portal.models import JobState
 
-
-def seed(n: int, tmp: Path):  # type: ignore[no-untyped-def]
-    """One tenant with one subscription holding `n` VMs (bulk-inserted), a few with a job running."""
-    from django.db import transaction
-
-    from fabric.models import Cloud, HardwareProfile, VirtualMachine, VMState, VMTemplate
-    from fabric.services import endpoint_register, plan_vm_cloud_set
-    from portal.jobs import job_execute
-    from portal.models import Job, JobState
-    from tenants.models import PlanState, User
-    from tenants.services import plan_create, plan_set_state, subscription_create
-
-    endpoint, job = endpoint_register(
-        name="Bench", driver="simulator", settings_={"path": str(tmp / "sim.sqlite3"), "latency": 0}
-    )
-    job_execute(str(job.pk))
-    cloud = Cloud.objects.get(stamp__endpoint=endpoint, name="Gold")
-    template = VMTemplate.objects.filter(endpoint=endpoint).first()
-    size = HardwareProfile.objects.get(endpoint=endpoint, name="Small")
-    with transaction.atomic():
-        plan = plan_create(name="Bench")
-        plan_vm_cloud_set(plan=plan, cloud=cloud, max_vms=None, max_cores=None, max_memory_mb=None)
-        plan_set_state(plan=plan, state=PlanState.PUBLIC)
-    user = User.objects.create_user("bench@example.test", "Bench-Pass-123")
-    subscription = subscription_create(owner=user, plan=plan)
-
-    states = [VMState.RUNNING] * 8 + [VMState.STOPPED, VMState.CREATING]
-    vms = [
-        VirtualMachine(
-            subscription=subscription,
-            cloud=cloud,
-            name=f"vm{i:05d}",
-            template=template,
-            hardware_profile=size,
-            cpu=size.cpu,
-            memory_mb=size.memory_mb,
-            disk_gb=template.disk_gb,
-            admin_username="canopy",
-            state=states[i % len(states)],
-            fabric_id=f"sim-vm-{i:06d}",
-        )
-        for i in range(n)
-    ]
-    VirtualMachine.objects.bulk_create(vms, batch_size=1000)
-    Job.objects.bulk_create(
-        [
-            Job(
-                kind="vm.create",
-                target_type="fabric.virtualmachine",
-                target_id=str(vm.pk),
-                target_name=vm.name,
-                subscription=subscription,
-                state=JobState.RUNNING,
-                percent=40,
-                step="Create the virtual machine on the fabric",
-                attempts=1,
-            )
-            for vm in vms
-            if vm.state == VMState.CREATING
-        ],
-        batch_size=1000,
-    )
-    return user, subscription
-
-
-def measure(client, url: str, requests: int) -> tuple[float, int, int]:  # type: ignore[no-untyped-def]
-    """Median milliseconds, query count and status code of GET url."""
-    from django.db import connection
-    from django.test.utils import CaptureQueriesContext
-
-    client.get(url)  # warm-up: templates compiled, connection open
-    times, counts, status = [], [], 0
-    for _ in range(requests):
-        with CaptureQueriesContext(connection) as queries:
-            start = time.perf_counter()
-            response = client.get(url)
-            times.append((time.perf_counter() - start) * 1000)
-        counts.append(len(queries))
-        status = response.status_code
-    return statistics.median(times), max(counts), status
+    since = timezone.now()
+    vms = common.bulk_vms(mine, fabric, size - seeded, start=seeded)
+    vms += common.bulk_vms(theirs, fabric, (size - seeded) // 10, start=seeded)
+    common.bulk_jobs(vms, state=JobState.SUCCEEDED)
+    common.spread_created_at("fabric_virtualmachine", since)
+    common.spread_created_at("portal_job", since)
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--vms", type=int, default=2000, help="VMs in the tenant's subscription (default 2000)")
-    parser.add_argument("--requests", type=int, default=20, help="timed requests per URL (default 20)")
+    parser.add_argument("--sizes", type=int, nargs="+", default=[2000, 50000], help="VMs of the tenant")
+    parser.add_argument("--requests", type=int, default=30, help="timed in-process requests per URL (default 30)")
+    parser.add_argument("--rounds", type=int, default=common.WRK_ROUNDS, help="wrk runs per URL, median (default 3)")
+    parser.add_argument("--no-wrk", action="store_true", help="in-process figures only")
+    parser.add_argument("--explain", action="store_true", help="print EXPLAIN ANALYZE of the first page's query")
     args = parser.parse_args()
+    sizes = sorted(args.sizes)
+    common.require_tools(wrk=not args.no_wrk)
 
-    with tempfile.TemporaryDirectory(prefix="canopy-bench-") as tmp_name:
-        tmp = Path(tmp_name)
-        setup_django(tmp)
-        from django.db import connection
+    with common.django_on_scratch("bench.settings") as tmp:
         from django.test import Client
-        from django.test.utils import setup_test_environment
         from django.urls import reverse
 
-        setup_test_environment()
-        db_name = connection.creation.create_test_db(verbosity=0, autoclobber=True)
-        try:
-            started = time.perf_counter()
-            user, subscription = seed(args.vms, tmp)
-            print(f"Seeded {args.vms} VMs on {connection.vendor} ({db_name}) in {time.perf_counter() - started:.1f}s")
-            client = Client()
-            client.force_login(user, backend="portal.auth.SiteBackend")
-            last_page = max(1, -(-args.vms // 50))
-            rows = [
-                ("page  tenant:vms", reverse("tenant:vms")),
-                ("page  tenant:vms (last page)", f"{reverse('tenant:vms')}?page={last_page}"),
-                ("page  tenant:vms?subscription=", f"{reverse('tenant:vms')}?subscription={subscription.pk}"),
-                ("API   tenant-api:vm-list", reverse("tenant-api:vm-list")),
-                ("API   tenant-api:vm-list (last page)", f"{reverse('tenant-api:vm-list')}?page={last_page}"),
-            ]
-            print(f"{'request':40} {'median ms':>10} {'queries':>8} {'status':>7}")
-            failed = False
-            for label, url in rows:
-                median, queries, status = measure(client, url, args.requests)
-                failed |= status != 200
-                print(f"{label:40} {median:10.1f} {queries:8d} {status:7d}")
-        finally:
-            connection.creation.destroy_test_db(db_name, verbosity=0)
-    return 1 if failed else 0
+        from fabric.models import VMState
+        from fabric.selectors import vm_list
+        from portal.models import JobState
+
+        print(common.machine())
+        fabric = common.seed_fabric(tmp)
+        user, mine = common.make_tenant("bench@example.test", fabric)
+        _, theirs = common.make_tenant("other@example.test", fabric)
+        client = Client()
+        client.force_login(user, backend="portal.auth.SiteBackend")
+        cookie = common.session_cookie(user)
+        urls = {label: reverse(name) for label, name in URLS.items()}
+
+        local: dict[int, dict[str, common.InProcess]] = {}
+        http: dict[int, dict[str, float]] = {}
+        seeded = 0
+        with common.gunicorn("bench.settings") if not args.no_wrk else contextlib.nullcontext("") as base:
+            for size in sizes:
+                started = time.perf_counter()
+                seed_size(fabric, mine, theirs, seeded, size)
+                if not seeded:  # the newest rows: VMs being created, their jobs running
+                    creating = common.bulk_vms(mine, fabric, 5, start=10**6, state=VMState.CREATING)
+                    common.bulk_jobs(creating, state=JobState.RUNNING)
+                seeded = size
+                common.analyze()
+                print(f"seeded {size} VMs (+{size // 10} of another tenant) in {time.perf_counter() - started:.1f}s")
+                if args.explain:
+                    print(common.explain(vm_list(user=user)[:51]))
+                local[size] = common.in_process(client, urls, requests=args.requests)
+                for label, figure in local[size].items():
+                    if figure.status != 200:
+                        common.die(f"{label} answered {figure.status}")
+                if base:
+                    http[size] = common.wrk_rounds(base, urls, rounds=args.rounds, cookie=cookie)
+
+    small, large = sizes[0], sizes[-1]
+    print(f"\nIn process: median ms of {args.requests} requests (baseline: the same request at {small} VMs)")
+    rows = []
+    for label in urls:
+        a, b = local[small][label], local[large][label]
+        rows.append((label, f"{a.ms:.1f}", f"{b.ms:.1f}", common.ratio(b.ms, a.ms), f"{a.queries}", f"{b.queries}"))
+    common.table(("request", f"ms @{small}", f"ms @{large}", "ratio", f"queries @{small}", f"queries @{large}"), rows)
+
+    for size, figures in http.items():
+        print(
+            f"wrk -c{common.WRK_CONNECTIONS} -d{common.WRK_SECONDS}s (median of {args.rounds} runs), "
+            f"gunicorn -w 2, {size} VMs: req/s"
+        )
+        floor, minimal = figures["floor (bench view)"], figures["minimal (bench view)"]
+        rows = []
+        for label, value in figures.items():
+            reference = label.startswith(("floor", "minimal"))
+            base_label, base_value = ("minimal", minimal) if reference else ("floor", floor)
+            rows.append((label, f"{value:.0f}", f"{base_label} {base_value:.0f}", common.ratio(value, base_value)))
+        common.table(("request", "req/s", "baseline", "ratio"), rows)
+    return 0
 
 
 if __name__ == "__main__":

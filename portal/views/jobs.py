@@ -22,10 +22,11 @@ from django.shortcuts import render
 from django.template.loader import render_to_string
 
 from portal.models import Job
+from portal.pagination import CursorPagination
 from portal.selectors import job_get, job_list
 
-# More than any page shows; a longer list is cut, not an error.
-MAX_POLLED_JOBS = 100
+# As many as a page shows at most; a longer list is cut, not an error.
+MAX_POLLED_JOBS = CursorPagination.max_page_size
 HTTP_STOP_POLLING = 286  # htmx: stop the `every` trigger of the element that asked
 
 # Renders the rows a page shows for finished jobs (htmx out-of-band swaps), and returns with them

@@ -1,0 +1,11 @@
+"""The tenant URLconf plus the bench's reference views (never part of the product)."""
+
+from django.urls import include, path
+
+from bench import views
+
+urlpatterns = [
+    path("bench/floor/vms/", views.floor_vm_list, name="bench-floor-vms"),
+    path("bench/minimal/", views.minimal, name="bench-minimal"),
+    path("", include("portal.urls.tenant")),
+]
