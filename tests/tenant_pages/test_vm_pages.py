@@ -95,6 +95,8 @@ def test_the_poll_swaps_what_changed_then_the_rows_whose_job_ended_then_stops(te
         rf'<template><tr id="vm-row-{first.pk}" class="vm-row" hx-swap-oob="true">.*?</tr></template>', body, re.S
     )
     assert row and "badge-running" in row.group(0) and "job-status" not in row.group(0)
+    # the row's checkbox keeps its tick across the swap (htmx keeps the element on the page)
+    assert f'id="vm-select-{first.pk}" hx-preserve' in row.group(0)
     assert f"job-{second_job.pk}" not in body  # unchanged since the last answer
     url = poller_url(body)
     assert str(second_job.pk) in url and str(first_job.pk) not in url
@@ -182,7 +184,7 @@ def test_list_pages_by_cursor_newest_first(tenant_client, tenant_user, endpoint)
     older = re.search(r'<a href="([^"]+)" rel="next">Older', first).group(1)
     second = tenant_client.get(html.unescape(older)).content.decode()
     assert second.count('class="vm-row"') == 5 and "Older →" not in second and "← Newer" in second
-    names = re.findall(r'<tr id="vm-row-[^"]+" class="vm-row">\s*<td><a [^>]+>(vm\d+)</a>', first + second)
+    names = re.findall(r'<tr id="vm-row-[^"]+" class="vm-row">.*?<td><a [^>]+>(vm\d+)</a>', first + second, re.S)
     assert names == [vm.name for vm in reversed(made)]
     assert tenant_client.get(reverse("tenant:vms"), {"cursor": "not-a-cursor"}).status_code == 404
 
