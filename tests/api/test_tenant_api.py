@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import json
 import uuid
+from zoneinfo import ZoneInfo
 
 import pytest
 from django.urls import resolve, reverse
+from django.utils import timezone
 from rest_framework import serializers
 from rest_framework.renderers import JSONRenderer
 from rest_framework.request import Request
@@ -291,6 +293,10 @@ def test_vm_rows_are_what_drf_would_have_serialized(api, tenant_user, subscripti
     )
     assert api.get(path).json()["results"] == [json.loads(JSONRenderer().render(by_hand))]
     assert (by_hand["job"] is None) == run
+    with timezone.override(ZoneInfo("Europe/Paris")):  # dates in the current time zone, as DRF writes them
+        paris = VMSerializer(vm, context=context)
+        assert paris.data == serializers.ModelSerializer.to_representation(paris, vm)
+        assert paris.data["created_at"].endswith(("+01:00", "+02:00"))
 
 
 def test_vm_pages_neither_skip_nor_repeat_vms_created_in_the_same_instant(api, tenant_user, endpoint):
