@@ -111,3 +111,12 @@ def test_jobs_no_worker_takes_warn_staff_on_the_overview(staff_client, subscript
     assert "waiting for a worker" not in staff_client.get(reverse("staff:dashboard")).content.decode()
     _queued_for(10, subscription, endpoint)
     assert "1 job waiting for a worker" in staff_client.get(reverse("staff:dashboard")).content.decode()
+
+
+def test_the_staff_job_list_narrows_to_a_state_and_marks_jobs_no_worker_took(staff_client, subscription, endpoint):
+    done = factories.make_vm(subscription, endpoint, "done")
+    stuck = _queued_for(10, subscription, endpoint)
+    queued = staff_client.get(reverse("staff:jobs") + "?state=queued").content.decode()
+    assert stuck.name in queued and done.name not in queued and "waiting for a worker" in queued
+    everything = staff_client.get(reverse("staff:jobs") + "?state=nonsense").content.decode()
+    assert stuck.name in everything and done.name in everything
