@@ -118,8 +118,8 @@ class VMCreate(_VMJob):
                 start=bool(ctx.params.get("start", True)),
             )
         )
-        with ctx.guarded():
-            VirtualMachine.objects.filter(pk=vm.pk).update(fabric_id=info.fabric_id)
+        # Recorded at once, so a retry or a crash after this point finds what the fabric built.
+        ctx.fenced_update(VirtualMachine.objects.filter(pk=vm.pk), fabric_id=info.fabric_id)
 
     def on_succeeded(self, job: Job) -> None:
         started = job.params.get("start", True)

@@ -40,7 +40,7 @@ from typing import Any, ClassVar, TypeVar
 
 from django.conf import settings
 from django.db import close_old_connections, connection, models, transaction
-from django.db.models import F, Q
+from django.db.models import Exists, F, Q
 from django.db.models.functions import Coalesce, Now
 from django.utils import timezone
 
@@ -455,6 +455,19 @@ class JobContext:
         if steps:
             steps[-1] = {**steps[-1], "state": state, "message": message, "ended": _iso_now()}
             self._write(steps=steps)
+
+    def fenced_update(self, queryset: models.QuerySet[Any], **fields: Any) -> int:
+        """Update `queryset` in one statement only while this run owns the job; raise JobLost if not.
+
+        The fence is read when the statement starts, so a claim committing while it runs may slip
+        past: use it for values any run would write the same way (e.g. the fabric's id for the
+        portal's resource, which drivers key by that resource), and `guarded()` for anything else.
+        """
+        mine = Job.objects.filter(pk=self.job.pk, attempts=self.attempt, state=JobState.RUNNING)
+        updated = queryset.filter(Exists(mine)).update(**fields)
+        if not updated and not mine.exists():
+            raise JobLost(str(self.job.pk))
+        return updated
 
     @contextmanager
     def guarded(self) -> Iterator[None]:

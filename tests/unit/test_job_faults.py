@@ -310,3 +310,14 @@ def test_the_secret_of_a_failed_job_is_wiped_after_the_retention(vm_job, setting
     Job.objects.filter(pk=job.pk).update(finished_at=timezone.now() - timedelta(days=2))
     assert jobs.job_sweep(send=lambda _: None).secrets_wiped == 1
     assert Job.objects.get(pk=job.pk).secret == ""
+
+
+def test_a_fenced_update_writes_nothing_for_a_run_that_lost_its_claim(vm_job):
+    vm, job = vm_job
+    first = jobs.job_claim(str(job.pk))
+    _stale(job)
+    jobs.job_claim(str(job.pk))
+    zombie = jobs.JobContext(job=first, attempt=first.attempts)
+    with pytest.raises(jobs.JobLost):
+        zombie.fenced_update(VirtualMachine.objects.filter(pk=vm.pk), fabric_id="zombie-id")
+    assert VirtualMachine.objects.get(pk=vm.pk).fabric_id == ""
