@@ -4,11 +4,25 @@ from typing import Any
 
 from django.conf import settings
 from django.contrib.auth.backends import ModelBackend
+from drf_spectacular.authentication import BasicScheme
+from rest_framework import authentication, exceptions
 
 
 def account_allowed_on_site(user: Any, site: str | None = None) -> bool:
     site = site or settings.CANOPY_SITE
     return bool(user.is_staff) if site == "staff" else not user.is_staff
+
+
+def sign_in_username(request: Any, credentials: dict | None = None) -> str | None:
+    """The account a sign-in attempt is for, as django-axes counts failures (AXES_USERNAME_CALLABLE).
+
+    The sign-in form passes `username`, DRF's BasicAuthentication the model's USERNAME_FIELD (`email`);
+    lower-cased so that changing an address's case doesn't start a fresh count.
+    """
+    credentials = credentials or {}
+    data = getattr(request, "data", None) or getattr(request, "POST", {})
+    value = credentials.get("username") or credentials.get("email") or data.get("username")
+    return str(value).strip().lower() if value else None
 
 
 class SiteBackend(ModelBackend):
@@ -22,3 +36,38 @@ class SiteBackend(ModelBackend):
         if user is not None and not account_allowed_on_site(user):
             return None
         return user
+
+
+def lockout_message() -> str:
+    minutes = max(1, round(settings.AXES_COOLOFF_TIME.total_seconds() / 60))
+    return (
+        "Too many failed sign-ins for this account from your address. "
+        f"Sign-in is locked for {minutes} minute{'s' if minutes != 1 else ''}: try again later."
+    )
+
+
+class LockedOut(exceptions.APIException):
+    status_code = 429
+    default_code = "locked_out"
+
+
+class BasicAuthentication(authentication.BasicAuthentication):
+    """DRF's Basic auth, answering 429 `locked_out` once django-axes locks the account+IP out.
+
+    Axes counts these failures too (its backend sees every authenticate()), but it flags the DRF
+    request, which its middleware never sees: without this the API would answer a plain 403.
+    """
+
+    def authenticate_credentials(self, userid: str, password: str, request: Any = None) -> Any:
+        try:
+            return super().authenticate_credentials(userid, password, request)
+        except exceptions.AuthenticationFailed:
+            if getattr(request, "axes_locked_out", False):
+                raise LockedOut(lockout_message()) from None
+            raise
+
+
+class BasicAuthenticationScheme(BasicScheme):
+    """The OpenAPI schema describes it as the Basic auth it is."""
+
+    target_class = "portal.auth.BasicAuthentication"

@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import os
 import secrets
+from datetime import timedelta
 from pathlib import Path
 
 import dj_database_url
+from csp.constants import NONE, SELF
 
 BASE_DIR = Path(__file__).resolve().parent.parent.parent
 DATA_DIR = Path(os.environ.get("CANOPY_DATA_DIR", BASE_DIR / "var")).resolve()
@@ -56,6 +58,8 @@ INSTALLED_APPS = [
     "drf_spectacular",
     "django_htmx",
     "template_partials",
+    "axes",
+    "csp",
     "portal",
     "tenants",
     "fabric",
@@ -72,6 +76,9 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
+    "csp.middleware.CSPMiddleware",
+    # Last, as django-axes asks: it turns a locked-out sign-in into portal.views.auth.locked_out.
+    "axes.middleware.AxesMiddleware",
 ]
 
 TEMPLATES = [
@@ -113,7 +120,8 @@ def _database() -> dict:
 DATABASES = {"default": _database()}
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 AUTH_USER_MODEL = "tenants.User"
-AUTHENTICATION_BACKENDS = ["portal.auth.SiteBackend"]
+# django-axes' backend first: it refuses a locked-out account+IP before SiteBackend checks the password.
+AUTHENTICATION_BACKENDS = ["axes.backends.AxesStandaloneBackend", "portal.auth.SiteBackend"]
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
@@ -139,6 +147,37 @@ SESSION_COOKIE_SECURE = env_bool("CANOPY_SECURE_COOKIES")
 CSRF_COOKIE_SECURE = SESSION_COOKIE_SECURE
 X_FRAME_OPTIONS = "DENY"
 CSRF_FAILURE_VIEW = "portal.views.errors.csrf_failure"
+
+# --- Behind TLS (all off by default: the embedded default serves plain http://127.0.0.1) -----------
+SECURE_SSL_REDIRECT = env_bool("CANOPY_SSL_REDIRECT")
+SECURE_HSTS_SECONDS = int(os.environ.get("CANOPY_HSTS_SECONDS", "0"))
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("CANOPY_HSTS_INCLUDE_SUBDOMAINS")
+SECURE_HSTS_PRELOAD = env_bool("CANOPY_HSTS_PRELOAD")
+# Only behind a proxy that terminates TLS and always sets (never passes through) X-Forwarded-Proto.
+if env_bool("CANOPY_TRUST_X_FORWARDED_PROTO"):
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+
+# --- Content-Security-Policy (django-csp) ---------------------------------------------------------
+# Strict: the pages have no inline script or style and htmx runs without eval (see base.html).
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": [SELF],
+        "base-uri": [SELF],
+        "form-action": [SELF],
+        "object-src": [NONE],
+        "frame-ancestors": [NONE],
+    },
+}
+
+# --- Sign-in lockout (django-axes) ----------------------------------------------------------------
+# After this many failed sign-ins of one account from one IP address, that pair is locked out for
+# CANOPY_SIGNIN_LOCKOUT_MINUTES; a successful sign-in clears the count. `manage.py axes_reset` unlocks.
+AXES_FAILURE_LIMIT = int(os.environ.get("CANOPY_SIGNIN_FAILURE_LIMIT", "5"))
+AXES_COOLOFF_TIME = timedelta(minutes=float(os.environ.get("CANOPY_SIGNIN_LOCKOUT_MINUTES", "15")))
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_RESET_ON_SUCCESS = True
+AXES_USERNAME_CALLABLE = "portal.auth.sign_in_username"
+AXES_LOCKOUT_CALLABLE = "portal.views.auth.locked_out"
 
 # --- Celery -------------------------------------------------------------------------------------
 CELERY_BROKER_URL = os.environ.get("CELERY_BROKER_URL", "filesystem://")
@@ -228,7 +267,7 @@ CANOPY_SIMULATOR_DIR = DATA_DIR / "simulator"
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
         "rest_framework.authentication.SessionAuthentication",
-        "rest_framework.authentication.BasicAuthentication",
+        "portal.auth.BasicAuthentication",  # DRF's, answering 429 when django-axes locks the account out
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_PAGINATION_CLASS": "portal.api.Pagination",
