@@ -176,12 +176,21 @@ def browser() -> Iterator[object]:
 
 @pytest.fixture
 def browser_page(browser, request) -> Iterator[object]:
-    """A fresh browser context and page; a screenshot of it is kept if the test fails."""
+    """A fresh browser context and page; a screenshot of it is kept if the test fails.
+
+    The test fails if the page broke the sites' Content-Security-Policy (Chromium logs every refusal):
+    htmx or a template that needs inline script or style would. `page.csp_violations` lists them.
+    """
     context = browser.new_context(viewport={"width": 1280, "height": 900})
     context.set_default_timeout(10_000)
     page = context.new_page()
+    page.csp_violations = []
+    page.on("console", lambda m: "Content Security Policy" in m.text and page.csp_violations.append(m.text))
     yield page
+    expected = request.node.get_closest_marker("csp_violations_expected")
     report = getattr(request.node, "rep_call", None)
+    if report is not None and report.passed and not expected:
+        assert page.csp_violations == [], "the page broke the Content-Security-Policy"
     if report is not None and report.failed:
         ARTIFACTS.mkdir(exist_ok=True)
         name = re.sub(r"[^A-Za-z0-9_.-]+", "_", request.node.nodeid)[-150:]

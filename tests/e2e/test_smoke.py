@@ -16,6 +16,19 @@ def test_tenant_sign_in_page_renders_in_chromium(canopy_sites, browser_page):
     assert browser_page.locator("input[type=password]").count() == 1
 
 
+@pytest.mark.csp_violations_expected
+def test_the_csp_refuses_an_injected_inline_script_and_the_fixture_sees_it(canopy_sites, browser_page):
+    """What browser_page's CSP check relies on: Chromium refuses inline script here and says so."""
+    browser_page.goto(f"{canopy_sites.tenant_url}/login/")
+    browser_page.evaluate(
+        "() => { const s = document.createElement('script'); s.textContent = 'window.injected = 1';"
+        " document.head.appendChild(s); }"
+    )
+    browser_page.wait_for_timeout(200)
+    assert browser_page.evaluate("window.injected") is None
+    assert any("script-src" in v or "default-src" in v for v in browser_page.csp_violations)
+
+
 def test_a_tenant_created_by_the_test_signs_in_on_the_tenant_process(canopy_sites, browser_page):
     factories.UserFactory(email="e2e@example.test")
     browser_page.goto(f"{canopy_sites.tenant_url}/login/")
