@@ -174,6 +174,13 @@ def browser() -> Iterator[object]:
         playwright.stop()
 
 
+def watch_csp(page) -> list[str]:
+    """Collect into `page.csp_violations` each Content-Security-Policy refusal Chromium logs."""
+    page.csp_violations = []
+    page.on("console", lambda m: "Content Security Policy" in m.text and page.csp_violations.append(m.text))
+    return page.csp_violations
+
+
 @pytest.fixture
 def browser_page(browser, request) -> Iterator[object]:
     """A fresh browser context and page; a screenshot of it is kept if the test fails.
@@ -184,8 +191,7 @@ def browser_page(browser, request) -> Iterator[object]:
     context = browser.new_context(viewport={"width": 1280, "height": 900})
     context.set_default_timeout(10_000)
     page = context.new_page()
-    page.csp_violations = []
-    page.on("console", lambda m: "Content Security Policy" in m.text and page.csp_violations.append(m.text))
+    watch_csp(page)
     yield page
     expected = request.node.get_closest_marker("csp_violations_expected")
     report = getattr(request.node, "rep_call", None)

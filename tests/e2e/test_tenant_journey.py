@@ -12,6 +12,7 @@ from playwright.sync_api import expect
 
 from fabric.models import VirtualMachine, VMState
 from tests import factories
+from tests.e2e.conftest import watch_csp
 
 pytestmark = pytest.mark.e2e
 
@@ -83,6 +84,7 @@ def test_tenant_signs_up_subscribes_and_runs_a_vm(canopy_sites, fabric, browser,
 
     # The admin portal sees the subscriber and the cloud's used capacity.
     staff_page = browser.new_context().new_page()
+    staff_csp_violations = watch_csp(staff_page)
     staff_page.goto(f"{canopy_sites.staff_url}/login/")
     staff_page.get_by_label("Email").fill(staff.email)
     staff_page.get_by_label("Password").fill(factories.PASSWORD)
@@ -92,6 +94,7 @@ def test_tenant_signs_up_subscribes_and_runs_a_vm(canopy_sites, fabric, browser,
     expect(gold_vms).to_have_text(re.compile(r"^1 / "))
     staff_page.goto(f"{canopy_sites.staff_url}/plans/")
     expect(staff_page.locator("tr", has_text=plan.name).locator("td").nth(2)).to_have_text("1")
+    assert staff_csp_violations == []
     staff_page.context.close()
 
     vm = VirtualMachine.objects.get()
