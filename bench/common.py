@@ -129,6 +129,7 @@ class Fabric:
 
 def seed_fabric(tmp: Path) -> Fabric:
     """A simulator endpoint (synchronized in-process) and a public plan without quotas."""
+    from django.conf import settings
     from django.db import transaction
 
     from fabric.models import Cloud, HardwareProfile, VMTemplate
@@ -137,6 +138,7 @@ def seed_fabric(tmp: Path) -> Fabric:
     from tenants.models import PlanState
     from tenants.services import plan_create, plan_set_state
 
+    settings.CANOPY_SIMULATOR_DIR = tmp  # the state file lives in the scratch folder
     endpoint, job = endpoint_register(
         name="Bench", driver="simulator", settings_={"path": str(tmp / "sim.sqlite3"), "latency": 0}
     )

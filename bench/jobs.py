@@ -148,6 +148,7 @@ def bench_noop(n: int, tmp: Path, queue: str, database_url: str, label: str) -> 
 
 def seed(n: int, tmp: Path, label: str):  # type: ignore[no-untyped-def]
     """An endpoint, a plan with unlimited quotas, subscriptions, and N quick-created VMs (jobs queued)."""
+    from django.conf import settings
     from django.db import connection, transaction
 
     from fabric.models import Cloud, HardwareProfile, VMTemplate
@@ -156,6 +157,7 @@ def seed(n: int, tmp: Path, label: str):  # type: ignore[no-untyped-def]
     from tenants.models import PlanState, User
     from tenants.services import plan_create, plan_set_state, subscription_create
 
+    settings.CANOPY_SIMULATOR_DIR = tmp  # the state file lives in the scratch folder
     endpoint, job = endpoint_register(
         name="Bench",
         driver="simulator",

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import threading
 import uuid
+from pathlib import Path
 from typing import Any
 
 from django.conf import settings
@@ -87,10 +88,9 @@ def endpoint_register(
     if driver == "simulator" and not options.get("path"):
         folder = settings.CANOPY_SIMULATOR_DIR
         options["path"] = str(folder / f"{slugify(name) or 'endpoint'}-{uuid.uuid4().hex[:8]}.sqlite3")
-    try:
-        cls(options)
-    except Exception as exc:
-        raise ValidationError({"settings": f"The driver rejected these settings: {exc}"}) from exc
+    errors = cls.check_settings(options, data_dir=Path(settings.CANOPY_SIMULATOR_DIR))
+    if errors:
+        raise ValidationError({f"settings.{key}": message for key, message in errors.items()})
     with transaction.atomic():
         endpoint = FabricEndpoint.objects.create(name=name, driver=driver, settings=options)
         job = job_create(kind="endpoint.sync", target=endpoint, created_by=created_by)

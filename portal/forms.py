@@ -44,9 +44,11 @@ def apply_service_error(form: forms.Form, exc: Exception) -> None:
     if isinstance(exc, ValidationError):
         if hasattr(exc, "error_dict"):
             for field, errors in exc.error_dict.items():
-                target = field if field in form.fields else None
+                # "settings.path" goes on the form's "settings" field, prefixed with "path: ".
+                head, _, rest = field.partition(".")
+                target = field if field in form.fields else head if head in form.fields else None
                 for error in errors:
-                    form.add_error(target, error.messages)
+                    form.add_error(target, [f"{rest}: {m}" if rest and target == head else m for m in error.messages])
         else:
             form.add_error(None, exc.messages)
     elif isinstance(exc, ServiceError):

@@ -12,6 +12,13 @@ from django.test import Client
 from tests import factories
 
 
+@pytest.fixture(autouse=True)
+def simulator_dir(settings, tmp_path_factory):
+    """The simulator's data directory is pytest's temporary folder, where tests put state files."""
+    settings.CANOPY_SIMULATOR_DIR = tmp_path_factory.getbasetemp()
+    return settings.CANOPY_SIMULATOR_DIR
+
+
 @pytest.fixture
 def staff_site(settings):
     settings.CANOPY_SITE = "staff"

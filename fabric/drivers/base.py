@@ -16,7 +16,8 @@ from abc import ABC, abstractmethod
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Any
+from pathlib import Path
+from typing import Any, ClassVar
 
 
 class DriverError(Exception):
@@ -125,6 +126,43 @@ class VMInfo:
     disk_gb: int
 
 
+@dataclass(frozen=True)
+class SettingField:
+    """One setting a driver accepts when an endpoint is registered.
+
+    `types` are the JSON types allowed; a `secret` (a password, a token) is stored encrypted by the
+    portal, never shown back, and reaches the driver in clear only when it is built.
+    """
+
+    name: str
+    types: tuple[type, ...]
+    required: bool = False
+    secret: bool = False
+    help: str = ""
+
+
+NUMBER: tuple[type, ...] = (int, float)
+_TYPE_WORDS = {
+    str: "text",
+    int: "a number",
+    float: "a number",
+    dict: "an object",
+    list: "a list",
+    bool: "true or false",
+}
+
+#: Seconds a fabric call may take when the endpoint doesn't say (setting `timeout`).
+DEFAULT_TIMEOUT = 60.0
+
+
+def type_error(value: Any, types: tuple[type, ...]) -> str | None:
+    """Why `value` is none of `types` (JSON types; a boolean is not a number), or None."""
+    if isinstance(value, types) and not (isinstance(value, bool) and bool not in types):
+        return None
+    words = list(dict.fromkeys(_TYPE_WORDS.get(t, t.__name__) for t in types))
+    return f"Must be {' or '.join(words)}."
+
+
 class FabricDriver(ABC):
     """Base class of fabric drivers. Subclasses are found by dotted path or entry point
     (group `canopy.fabric_drivers`), see fabric.drivers.load_driver.
@@ -136,8 +174,42 @@ class FabricDriver(ABC):
     #: Short human name shown when registering an endpoint.
     display_name: str = ""
 
+    #: The settings this driver accepts (besides `timeout`, which every driver has).
+    settings_schema: ClassVar[tuple[SettingField, ...]] = ()
+
+    _COMMON_SETTINGS: ClassVar[tuple[SettingField, ...]] = (
+        SettingField("timeout", NUMBER, help=f"Seconds a fabric call may take (default {DEFAULT_TIMEOUT:g})."),
+    )
+
     def __init__(self, settings: Mapping[str, Any]) -> None:
         self.settings = dict(settings)
+        #: Seconds a call to the fabric may take before it fails as Unavailable.
+        self.timeout = float(self.settings.get("timeout") or DEFAULT_TIMEOUT)
+
+    @classmethod
+    def settings_fields(cls) -> dict[str, SettingField]:
+        return {f.name: f for f in (*cls._COMMON_SETTINGS, *cls.settings_schema)}
+
+    @classmethod
+    def check_settings(cls, settings: Mapping[str, Any], *, data_dir: Path) -> dict[str, str]:
+        """Field errors by setting name; empty when the settings are good. `data_dir` is the one
+        folder where a driver may keep files. Subclasses add their rules to this one's answer."""
+        fields = cls.settings_fields()
+        errors: dict[str, str] = {}
+        for name in settings:
+            if name not in fields:
+                errors[name] = f"Unknown setting; this driver accepts: {', '.join(sorted(fields))}."
+        for f in fields.values():
+            value = settings.get(f.name)
+            if value is None:
+                if f.required:
+                    errors[f.name] = "This setting is required."
+            elif (problem := type_error(value, f.types)) is not None:
+                errors[f.name] = problem
+        timeout = settings.get("timeout")
+        if "timeout" not in errors and timeout is not None and timeout <= 0:
+            errors["timeout"] = "Must be more than 0 seconds."
+        return errors
 
     @abstractmethod
     def describe(self) -> EndpointInfo:

@@ -38,6 +38,7 @@ from pathlib import Path
 from typing import Any
 
 from .base import (
+    NUMBER,
     Capacity,
     CapacityExceeded,
     CloudInfo,
@@ -48,12 +49,25 @@ from .base import (
     InvalidRequest,
     NotFound,
     PowerState,
+    SettingField,
     StampInfo,
     TemplateInfo,
     Unavailable,
     VMInfo,
     VMSpec,
+    type_error,
 )
+
+#: Operations that take `latency` and `failure_rate` settings.
+OPERATIONS = ("create_vm", "start_vm", "stop_vm", "shutdown_vm", "restart_vm", "delete_vm", "describe")
+
+# What each list of a topology holds: field -> JSON types.
+_TOPOLOGY_ITEMS: dict[str, dict[str, tuple[type, ...]]] = {
+    "stamps": {"id": (str,), "name": (str,)},
+    "clouds": {"id": (str,), "stamp_id": (str,), "name": (str,)},
+    "hardware_profiles": {"id": (str,), "name": (str,), "cpu": (int,), "memory_mb": (int,)},
+    "templates": {"id": (str,), "name": (str,), "os_type": (str,), "disk_gb": (int,)},
+}
 
 DEFAULT_TOPOLOGY: dict[str, Any] = {
     "stamps": [{"id": "stamp-01", "name": "Stamp 01", "version": "sim-1.0"}],
@@ -128,8 +142,69 @@ def _identity(path: Path) -> tuple[int, int] | None:
     return st.st_dev, st.st_ino
 
 
+def _per_operation(value: Any, low: float, high: float | None) -> str | None:
+    """Why a number-or-dict-by-operation setting is wrong (latency, failure_rate), or None."""
+    items = value.items() if isinstance(value, Mapping) else [("", value)]
+    for op, number in items:
+        if op and op not in OPERATIONS:
+            return f"Unknown operation '{op}'; operations: {', '.join(OPERATIONS)}."
+        where = f" ({op})" if op else ""
+        if (problem := type_error(number, NUMBER)) is not None:
+            return problem[:-1] + where + "."
+        if number < low or (high is not None and number > high):
+            bounds = f"between {low:g} and {high:g}" if high is not None else f"at least {low:g}"
+            return f"Must be {bounds}{where}."
+    return None
+
+
+def _topology_error(topology: Mapping[str, Any]) -> str | None:
+    """Why a topology can't seed a simulator (the first problem found), or None."""
+    for key, fields in _TOPOLOGY_ITEMS.items():
+        items = topology.get(key)
+        if not isinstance(items, list):
+            return f"'{key}' must be a list."
+        for i, item in enumerate(items):
+            if not isinstance(item, Mapping):
+                return f"{key}[{i}] must be an object."
+            for name, types in fields.items():
+                if (problem := type_error(item.get(name), types)) is not None:
+                    return f"{key}[{i}].{name}: {problem}"
+    stamps = {s["id"] for s in topology["stamps"]}
+    for i, cloud in enumerate(topology["clouds"]):
+        if cloud["stamp_id"] not in stamps:
+            return f"clouds[{i}].stamp_id: no stamp '{cloud['stamp_id']}'."
+        capacity = cloud.get("capacity", {})
+        if not isinstance(capacity, Mapping):
+            return f"clouds[{i}].capacity must be an object."
+        for name, amount in capacity.items():
+            if name not in ("vcpu", "memory_mb", "storage_gb", "vms"):
+                return f"clouds[{i}].capacity: unknown amount '{name}'."
+            if amount is not None and (isinstance(amount, bool) or not isinstance(amount, int) or amount < 0):
+                return f"clouds[{i}].capacity.{name} must be a whole number ≥ 0 or null (unlimited)."
+    return None
+
+
 class SimulatorDriver(FabricDriver):
     display_name = "Simulator"
+    settings_schema = (
+        SettingField("path", (str,), required=True, help="The state file, under the data directory."),
+        SettingField("latency", (*NUMBER, dict), help="Seconds per operation: a number, or one per operation."),
+        SettingField("failure_rate", (*NUMBER, dict), help="Probability (0..1) that an operation fails."),
+        SettingField("topology", (dict,), help="Stamps, clouds, sizes and templates of a new state file."),
+    )
+
+    @classmethod
+    def check_settings(cls, settings: Mapping[str, Any], *, data_dir: Path) -> dict[str, str]:
+        errors = super().check_settings(settings, data_dir=data_dir)
+        if "path" not in errors and not Path(settings["path"]).resolve().is_relative_to(data_dir.resolve()):
+            errors["path"] = f"The state file must be under the data directory ({data_dir})."
+        if "latency" not in errors and (problem := _per_operation(settings.get("latency") or 0, 0, None)):
+            errors["latency"] = problem
+        if "failure_rate" not in errors and (problem := _per_operation(settings.get("failure_rate") or 0, 0, 1)):
+            errors["failure_rate"] = problem
+        if "topology" not in errors and settings.get("topology") and (problem := _topology_error(settings["topology"])):
+            errors["topology"] = problem
+        return errors
 
     def __init__(self, settings: Mapping[str, Any]) -> None:
         super().__init__(settings)
@@ -248,7 +323,9 @@ class SimulatorDriver(FabricDriver):
             conn.execute("COMMIT")
             conn.execute("BEGIN IMMEDIATE")
             raise Unavailable(row["message"])
-        rate = (self.settings.get("failure_rate") or {}).get(op, 0)
+        rate = self.settings.get("failure_rate") or 0
+        if isinstance(rate, Mapping):
+            rate = rate.get(op, 0)
         if rate and random.random() < float(rate):  # noqa: S311 - simulation, not security
             raise Unavailable(f"The simulated fabric failed the operation {op} (random failure).")
 

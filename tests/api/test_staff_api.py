@@ -63,6 +63,11 @@ def test_register_with_a_bad_driver_or_no_name_is_a_field_error(staff_api, endpo
     assert "name" in assert_error(staff_api.post(url, {"driver": "simulator"}, format="json"), 400)["fields"]
     taken = staff_api.post(url, {"name": "simulator", "driver": "simulator"}, format="json")
     assert "already exists" in assert_error(taken, 400)["fields"]["name"][0]
+    bad = staff_api.post(
+        url, {"name": "X", "driver": "simulator", "settings": {"path": "/x.db", "latency": -1}}, format="json"
+    )
+    fields = assert_error(bad, 400)["fields"]
+    assert "under the data directory" in fields["settings.path"][0] and "at least 0" in fields["settings.latency"][0]
     assert FabricEndpoint.objects.count() == 1
 
 

@@ -85,6 +85,8 @@ def test_htmx_refresh_of_detail_returns_only_the_fabric_section(staff_client, en
         ("Not an object", "[1, 2]", "must be a JSON object"),
         ("Simulator", None, "already exists"),
         ("simulator", None, "already exists"),
+        ("Outside", '{"path": "/tmp/elsewhere.sqlite3"}', "path: The state file must be under the data directory"),
+        ("Slow", '{"latency": "slow"}', "latency: Must be a number or an object."),
     ],
 )
 def test_invalid_registration_shows_a_form_error_and_creates_nothing(
