@@ -23,6 +23,9 @@ class FabricEndpoint(models.Model):
     name = models.CharField(max_length=100, unique=True)
     driver = models.CharField(max_length=200, help_text="Driver entry point name or dotted path")
     settings = models.JSONField(default=dict, blank=True)
+    # The settings the driver marks secret (credentials), by name: each a Fernet token (portal.crypto),
+    # decrypted only to build the driver; pages and the API show only that they are set.
+    secret_settings = models.JSONField(default=dict, blank=True)
     state = models.CharField(max_length=16, choices=EndpointState.choices, default=EndpointState.SYNCING)
     last_error = models.TextField(blank=True)
     last_synced_at = models.DateTimeField(null=True, blank=True)
@@ -33,6 +36,14 @@ class FabricEndpoint(models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+    def settings_shown(self) -> dict[str, object]:
+        """The settings as pages and the API show them: secrets masked."""
+        return {**self.settings, **dict.fromkeys(self.secret_settings, SECRET_MASK)}
+
+
+#: What is shown instead of a secret setting's value.
+SECRET_MASK = "•••••• (set)"  # noqa: S105 - a mask, not a password
 
 
 class Stamp(models.Model):

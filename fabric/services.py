@@ -20,6 +20,7 @@ from django.db.models.functions import Now
 from django.utils import timezone
 from django.utils.text import slugify
 
+from portal import crypto
 from portal.exceptions import Conflict, NotAllowed
 from portal.jobs import job_create
 from portal.models import Job
@@ -54,15 +55,18 @@ def endpoint_driver(endpoint: FabricEndpoint) -> FabricDriver:
     """The endpoint's driver, built once per process and shared by its threads (drivers keep
     connections and caches between calls); built anew when the endpoint's driver or settings change.
     """
-    if endpoint.pk is None:
-        return load_driver(endpoint.driver, endpoint.settings)
-    fingerprint = (endpoint.driver, json.dumps(endpoint.settings, sort_keys=True))
+    # The secrets' tokens, not their values, are in the fingerprint: nothing clear is kept here.
+    fingerprint = (endpoint.driver, json.dumps([endpoint.settings, endpoint.secret_settings], sort_keys=True))
     with _drivers_lock:
-        cached = _drivers.get(endpoint.pk)
+        cached = _drivers.get(endpoint.pk) if endpoint.pk is not None else None
         if cached is not None and cached[0] == fingerprint:
             return cached[1]
         # Built from the JSON, a deep copy: later changes to endpoint.settings can't reach the driver.
-        driver = load_driver(endpoint.driver, json.loads(fingerprint[1]))
+        options = json.loads(json.dumps(endpoint.settings))
+        options.update({k: json.loads(crypto.decrypt(token)) for k, token in endpoint.secret_settings.items()})
+        driver = load_driver(endpoint.driver, options)
+        if endpoint.pk is None:
+            return driver
         _drivers[endpoint.pk] = (fingerprint, driver)
         return driver
 
@@ -91,8 +95,11 @@ def endpoint_register(
     errors = cls.check_settings(options, data_dir=Path(settings.CANOPY_SIMULATOR_DIR))
     if errors:
         raise ValidationError({f"settings.{key}": message for key, message in errors.items()})
+    secret_names = {f.name for f in cls.settings_fields().values() if f.secret}
+    secrets = {k: crypto.encrypt(json.dumps(v)) for k, v in options.items() if k in secret_names}
+    public = {k: v for k, v in options.items() if k not in secret_names}
     with transaction.atomic():
-        endpoint = FabricEndpoint.objects.create(name=name, driver=driver, settings=options)
+        endpoint = FabricEndpoint.objects.create(name=name, driver=driver, settings=public, secret_settings=secrets)
         job = job_create(kind="endpoint.sync", target=endpoint, created_by=created_by)
     return endpoint, job
 

@@ -14,6 +14,7 @@ from rest_framework import serializers
 
 from fabric.lifecycle import VM_ACTIONS
 from fabric.models import (
+    SECRET_MASK,
     Cloud,
     FabricEndpoint,
     HardwareProfile,
@@ -131,8 +132,8 @@ class StampSerializer(serializers.ModelSerializer):
 
 
 class EndpointSerializer(serializers.ModelSerializer):
-    """An endpoint with its stamps and clouds (with capacity). Driver settings stay private: they may
-    hold credentials."""
+    """An endpoint with its stamps and clouds (with capacity). The detail adds its driver settings,
+    with the secret ones (credentials) masked."""
 
     stamps = StampSerializer(many=True, read_only=True)
 
@@ -145,9 +146,12 @@ class EndpointSerializer(serializers.ModelSerializer):
 class EndpointDetailSerializer(EndpointSerializer):
     templates = TemplateSerializer(many=True, read_only=True)
     hardware_profiles = HardwareProfileSerializer(many=True, read_only=True)
+    settings = serializers.DictField(
+        source="settings_shown", read_only=True, help_text=f'Driver settings; secret ones read "{SECRET_MASK}"'
+    )
 
     class Meta(EndpointSerializer.Meta):
-        fields = [*EndpointSerializer.Meta.fields, "templates", "hardware_profiles"]
+        fields = [*EndpointSerializer.Meta.fields, "settings", "templates", "hardware_profiles"]
         read_only_fields = fields
 
 
