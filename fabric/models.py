@@ -79,6 +79,8 @@ class Cloud(models.Model):
     usage_updated_at = models.DateTimeField(null=True, blank=True)
     # Bumped by every usage snapshot: a snapshot read before a newer one was stored is dropped.
     usage_version = models.PositiveBigIntegerField(default=0)
+    # Set when a sync no longer finds it on the fabric: not offered for new VMs; existing VMs keep it.
+    retired_at = models.DateTimeField(null=True, blank=True)
 
     objects = CloudQuerySet.as_manager()
 
@@ -107,6 +109,8 @@ class HardwareProfile(models.Model):
     name = models.CharField(max_length=100)
     cpu = models.PositiveIntegerField()
     memory_mb = models.PositiveIntegerField()
+    # Set when a sync no longer finds it on the fabric: not offered for new VMs; existing VMs keep it.
+    retired_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["cpu", "memory_mb"]
@@ -124,6 +128,8 @@ class VMTemplate(models.Model):
     name = models.CharField(max_length=200)
     os_type = models.CharField(max_length=16)
     disk_gb = models.PositiveIntegerField()
+    # Set when a sync no longer finds it on the fabric: not offered for new VMs; existing VMs keep it.
+    retired_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["name"]

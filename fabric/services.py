@@ -120,38 +120,51 @@ def endpoint_sync(*, endpoint: FabricEndpoint, created_by: User | None = None) -
 def endpoint_apply(
     *, endpoint: FabricEndpoint, info: EndpointInfo, seen_versions: dict[int, int] | None = None
 ) -> None:
-    """Mirror what the driver reported into stamps, clouds and catalog (upsert by external id).
+    """Mirror what the driver reported into stamps, clouds and catalog (upsert by external id);
+    clouds, sizes and templates it no longer reports are retired, and un-retired if they come back.
 
     `seen_versions` are the clouds' usage versions read before the driver was asked (see
     cloud_apply_usage); a cloud whose usage was written since keeps that newer snapshot.
     """
     seen_versions = seen_versions or {}
+    now = timezone.now()
     with transaction.atomic():
         stamps = {}
         for s in info.stamps:
             stamps[s.id], _ = Stamp.objects.update_or_create(
                 endpoint=endpoint, external_id=s.id, defaults={"name": s.name, "version": s.version}
             )
+        clouds = []
         for c in info.clouds:
             cloud, _ = Cloud.objects.update_or_create(
-                stamp=stamps[c.stamp_id], external_id=c.id, defaults={"name": c.name}
+                stamp=stamps[c.stamp_id], external_id=c.id, defaults={"name": c.name, "retired_at": None}
             )
+            clouds.append(cloud.pk)
             cloud_apply_usage(cloud=cloud, info=c, seen_version=seen_versions.get(cloud.pk, cloud.usage_version))
         for p in info.hardware_profiles:
             HardwareProfile.objects.update_or_create(
                 endpoint=endpoint,
                 external_id=p.id,
-                defaults={"name": p.name, "cpu": p.cpu, "memory_mb": p.memory_mb},
+                defaults={"name": p.name, "cpu": p.cpu, "memory_mb": p.memory_mb, "retired_at": None},
             )
         for t in info.templates:
             VMTemplate.objects.update_or_create(
                 endpoint=endpoint,
                 external_id=t.id,
-                defaults={"name": t.name, "os_type": t.os_type, "disk_gb": t.disk_gb},
+                defaults={"name": t.name, "os_type": t.os_type, "disk_gb": t.disk_gb, "retired_at": None},
             )
+        # What the fabric no longer reports is retired, not deleted: VMs built from it keep pointing at it.
+        live = {"retired_at__isnull": True}
+        Cloud.objects.filter(stamp__endpoint=endpoint, **live).exclude(pk__in=clouds).update(retired_at=now)
+        HardwareProfile.objects.filter(endpoint=endpoint, **live).exclude(
+            external_id__in=[p.id for p in info.hardware_profiles]
+        ).update(retired_at=now)
+        VMTemplate.objects.filter(endpoint=endpoint, **live).exclude(
+            external_id__in=[t.id for t in info.templates]
+        ).update(retired_at=now)
         endpoint.state = EndpointState.READY
         endpoint.last_error = ""
-        endpoint.last_synced_at = timezone.now()
+        endpoint.last_synced_at = now
         endpoint.save(update_fields=["state", "last_error", "last_synced_at"])
 
 
@@ -197,6 +210,8 @@ def plan_vm_cloud_set(
     *, plan: Plan, cloud: Cloud, max_vms: int | None, max_cores: int | None, max_memory_mb: int | None
 ) -> VMCloudPlanService:
     """Offer a VM cloud in a plan with these quotas (None = unlimited); replaces an earlier offer."""
+    if cloud.retired_at is not None:
+        raise ValidationError({"cloud": f"Cloud '{cloud}' is retired: the fabric no longer reports it."})
     for field, value in (("max_vms", max_vms), ("max_cores", max_cores), ("max_memory_mb", max_memory_mb)):
         if value is not None and value < 0:
             raise ValidationError({field: "A quota can't be negative."})
@@ -248,10 +263,12 @@ def vm_create(
         if offer is None:
             raise ServiceNotOffered(f"The plan of subscription '{sub}' does not offer virtual machines.")
         cloud = offer.cloud
+        if cloud.retired_at is not None:
+            raise ServiceNotOffered(f"The cloud of subscription '{sub}' is not available for new virtual machines.")
         endpoint_id = cloud.stamp.endpoint_id
-        if template.endpoint_id != endpoint_id:
+        if template.endpoint_id != endpoint_id or template.retired_at is not None:
             raise ValidationError({"template": "This template is not available in your plan's cloud."})
-        if hardware_profile.endpoint_id != endpoint_id:
+        if hardware_profile.endpoint_id != endpoint_id or hardware_profile.retired_at is not None:
             raise ValidationError({"hardware_profile": "This size is not available in your plan's cloud."})
         if VirtualMachine.objects.filter(subscription=sub, name__iexact=name).exclude(state=VMState.DELETED).exists():
             raise ValidationError({"name": f"A virtual machine named '{name}' already exists in this subscription."})

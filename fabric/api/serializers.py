@@ -114,7 +114,7 @@ class StampCloudSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = Cloud
-        fields = ["id", "name", "external_id", "capacity", "usage_updated_at"]
+        fields = ["id", "name", "external_id", "capacity", "usage_updated_at", "retired_at"]
         read_only_fields = fields
 
     @extend_schema_field(CapacitySerializer)
@@ -143,9 +143,23 @@ class EndpointSerializer(serializers.ModelSerializer):
         read_only_fields = fields
 
 
+class StaffTemplateSerializer(TemplateSerializer):
+    """Staff also see when the fabric stopped reporting a template (retired_at)."""
+
+    class Meta(TemplateSerializer.Meta):
+        fields = [*TemplateSerializer.Meta.fields, "retired_at"]
+        read_only_fields = fields
+
+
+class StaffHardwareProfileSerializer(HardwareProfileSerializer):
+    class Meta(HardwareProfileSerializer.Meta):
+        fields = [*HardwareProfileSerializer.Meta.fields, "retired_at"]
+        read_only_fields = fields
+
+
 class EndpointDetailSerializer(EndpointSerializer):
-    templates = TemplateSerializer(many=True, read_only=True)
-    hardware_profiles = HardwareProfileSerializer(many=True, read_only=True)
+    templates = StaffTemplateSerializer(many=True, read_only=True)
+    hardware_profiles = StaffHardwareProfileSerializer(many=True, read_only=True)
     settings = serializers.DictField(
         source="settings_shown", read_only=True, help_text=f'Driver settings; secret ones read "{SECRET_MASK}"'
     )
@@ -180,6 +194,7 @@ class CloudSerializer(serializers.ModelSerializer):
             "capacity",
             "vm_count",
             "usage_updated_at",
+            "retired_at",
         ]
         read_only_fields = fields
 
