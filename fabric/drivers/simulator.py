@@ -12,7 +12,13 @@ Settings (all optional but `path`):
   ``describe``). Zero in tests.
 - ``topology``: stamps, clouds (with capacity), hardware profiles and templates to start with;
   see DEFAULT_TOPOLOGY. Used only when the state file is new.
-- ``failure_rate``: probability (0..1) per operation name that it fails as Unavailable.
+- ``failure_rate``: probability (0..1) that an operation fails as Unavailable: a number for all or
+  a dict by operation name.
+- ``timeout`` (every driver's): an operation whose latency is longer fails as Unavailable after
+  that many seconds, without its effect.
+
+Settings are checked at registration (``check_settings``): the state file must be under the data
+directory, numbers in range, the topology well formed.
 
 Tests inject failures with `inject_failure()`; they are stored in the state file, so a worker
 process sees failures injected by the test process.
@@ -227,7 +233,7 @@ class SimulatorDriver(FabricDriver):
             del opened[key]
             current.close()
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        conn = sqlite3.connect(self.path, timeout=30, isolation_level=None)
+        conn = sqlite3.connect(self.path, timeout=min(30, self.timeout), isolation_level=None)
         try:
             conn.row_factory = sqlite3.Row
             conn.execute("PRAGMA journal_mode=WAL")
@@ -309,7 +315,14 @@ class SimulatorDriver(FabricDriver):
         return float(latency.get(op, 0) if isinstance(latency, Mapping) else latency or 0)
 
     def _latency(self, op: str) -> None:
-        if (seconds := self._seconds(op)) > 0:
+        """Wait as long as the operation takes, but no longer than the endpoint's timeout: a call
+        that would take longer fails as Unavailable (like a real fabric that doesn't answer), and the
+        operation's effect is not applied."""
+        seconds = self._seconds(op)
+        if seconds > self.timeout:
+            time.sleep(self.timeout)
+            raise Unavailable(f"The fabric did not finish {op} in time (timed out after {self.timeout:g} s).")
+        if seconds > 0:
             time.sleep(seconds)
 
     def _maybe_fail(self, conn: sqlite3.Connection, op: str) -> None:

@@ -146,3 +146,15 @@ def test_a_deleted_state_file_starts_afresh(sim, tmp_path):
     assert sim.get_cloud("cloud-silver").used.vms == 0
     sim.create_vm(spec())
     assert sim.operation_count("vm_created") == 1
+
+
+def test_an_operation_slower_than_the_timeout_fails_as_unavailable_without_its_effect(tmp_path):
+    path = str(tmp_path / "timeout.sqlite3")
+    SimulatorDriver({"path": path}).create_vm(spec())
+    slow = SimulatorDriver({"path": path, "latency": {"shutdown_vm": 30}, "timeout": 0.2})
+    started = time.monotonic()
+    with pytest.raises(Unavailable, match=r"timed out after 0\.2 s"):
+        slow.shutdown_vm("vm-1")
+    assert time.monotonic() - started < 5
+    assert slow.get_vm("vm-1").power_state == PowerState.RUNNING
+    assert SimulatorDriver({"path": path}).timeout == 60  # the default
