@@ -13,5 +13,5 @@ from .tenant import *  # noqa: F403
 
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 # Jobs are dispatched to a broker no worker in a unit test listens to; tests run them in-process
-# through portal.jobs.job_run, or start real workers (tests/integration).
-CANOPY_SIMULATOR_LATENCY = 0.0
+# through portal.jobs.job_execute (tests.factories.run_queued_jobs), or start real workers
+# (tests/integration).

@@ -19,7 +19,6 @@ from django.urls import URLPattern, URLResolver, get_resolver, include, path, re
 
 from fabric.lifecycle import VM_ACTIONS
 from fabric.models import VirtualMachine
-from fabric.services import vm_create
 from portal.models import Job
 from tenants.models import Plan, Subscription
 from tests import factories
@@ -137,14 +136,7 @@ def leaks(client: Client, route: Route, objects: dict[str, str]) -> list[str]:
 @pytest.fixture
 def tenant_b_objects(other_subscription, endpoint) -> dict[str, str]:
     """Tenant B's running VM, its subscription and a job; and a plan no tenant can see."""
-    template, size = factories.catalog(endpoint)
-    vm, job = vm_create(
-        subscription=other_subscription,
-        name="b-vm",
-        template=template,
-        hardware_profile=size,
-        admin_password=factories.VM_PASSWORD,
-    )
+    vm, job = factories.make_vm_job(other_subscription, endpoint, "b-vm")
     factories.run_queued_jobs()
     private = factories.make_plan(endpoint, public=False)
     return {"vm": str(vm.pk), "subscription": str(other_subscription.pk), "job": str(job.pk), "plan": str(private.pk)}

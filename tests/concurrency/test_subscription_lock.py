@@ -7,7 +7,6 @@ import threading
 import pytest
 from django.db import OperationalError, connection, transaction
 
-from fabric.services import vm_create
 from portal import jobs
 from tenants.services import subscription_lock
 from tests import factories
@@ -16,17 +15,10 @@ pytestmark = pytest.mark.django_db(transaction=True)
 
 
 def create_within_a_second(subscription, endpoint, name: str) -> None:
-    template, size = factories.catalog(endpoint)
     with transaction.atomic():
         with connection.cursor() as cursor:
             cursor.execute("SET LOCAL lock_timeout = '1s'")
-        vm_create(
-            subscription=subscription,
-            name=name,
-            template=template,
-            hardware_profile=size,
-            admin_password=factories.VM_PASSWORD,
-        )
+        factories.make_vm_job(subscription, endpoint, name)
 
 
 def test_a_held_subscription_lock_blocks_only_that_subscription(tmp_path, monkeypatch):

@@ -19,7 +19,6 @@ import pytest
 
 from fabric.drivers.simulator import SimulatorDriver
 from fabric.models import FabricEndpoint, VirtualMachine
-from fabric.services import vm_create
 from portal.celery import app as celery_app
 from portal.models import Job
 from portal.settings.base import filesystem_broker_options
@@ -135,14 +134,7 @@ class World:
         return SimulatorDriver(self.endpoint.settings)
 
     def quick_create(self, name: str = "web01") -> tuple[VirtualMachine, Job]:
-        template, size = factories.catalog(self.endpoint)
-        return vm_create(
-            subscription=self.subscription,
-            name=name,
-            template=template,
-            hardware_profile=size,
-            admin_password=factories.VM_PASSWORD,
-        )
+        return factories.make_vm_job(self.subscription, self.endpoint, name)
 
     def fabric_vm_states(self, vm: VirtualMachine) -> list[str]:
         """Power states of the fabric VMs carrying this portal VM's id (one, if nothing doubled it)."""

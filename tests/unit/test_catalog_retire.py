@@ -10,7 +10,7 @@ from django.urls import reverse
 
 from fabric.models import Cloud, HardwareProfile, VMState, VMTemplate
 from fabric.selectors import vm_catalog
-from fabric.services import endpoint_apply, endpoint_driver, endpoint_sync, plan_vm_cloud_set, vm_create
+from fabric.services import endpoint_apply, endpoint_driver, endpoint_sync, plan_vm_cloud_set
 from tenants.quotas import ServiceNotOffered
 from tests import factories
 
@@ -50,13 +50,7 @@ def test_retired_catalog_items_are_not_offered_and_refused_but_existing_vms_keep
         (templates.first(), size, "hardware_profile"),
     ):
         with pytest.raises(ValidationError) as caught:
-            vm_create(
-                subscription=subscription,
-                name="new",
-                template=chosen,
-                hardware_profile=chosen_size,
-                admin_password="Vm-Pa55w0rd!",
-            )
+            factories.make_vm_job(subscription, endpoint, "new", template=chosen, hardware_profile=chosen_size)
         assert "not available" in caught.value.message_dict[field][0]
     vm.refresh_from_db()
     assert vm.state == VMState.RUNNING and vm.template_id == template.pk

@@ -6,7 +6,7 @@ import pytest
 from django.utils import timezone
 
 from fabric.models import VirtualMachine, VMState
-from fabric.services import endpoint_driver, vm_create
+from fabric.services import endpoint_driver
 from portal import jobs
 from portal.models import Job, JobState
 from tests import factories
@@ -60,15 +60,8 @@ def test_only_the_job_id_goes_to_the_broker(subscription, endpoint, monkeypatch,
 
     sent = []
     monkeypatch.setattr(tasks.run_job, "delay", lambda *args, **kw: sent.append((args, kw)))
-    template, size = factories.catalog(endpoint)
     with django_capture_on_commit_callbacks(execute=True):
-        _, job = vm_create(
-            subscription=subscription,
-            name="web02",
-            template=template,
-            hardware_profile=size,
-            admin_password=factories.VM_PASSWORD,
-        )
+        _, job = factories.make_vm_job(subscription, endpoint, "web02")
     assert sent == [((str(job.pk),), {})]
     assert Job.objects.get(pk=job.pk).dispatched_at is not None
 

@@ -6,22 +6,16 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
 from fabric.models import Cloud, VirtualMachine, VMState
-from fabric.services import vm_action, vm_create
+from fabric.services import vm_action
 from portal.exceptions import NotAllowed, QuotaExceeded
 from portal.models import Job, JobState
 from tests import factories
 
 
 def create(subscription, endpoint, name="web01", **kw):
-    template, size = factories.catalog(endpoint)
-    return vm_create(
-        subscription=subscription,
-        name=name,
-        template=kw.pop("template", template),
-        hardware_profile=kw.pop("size", size),
-        admin_password=factories.VM_PASSWORD,
-        **kw,
-    )
+    if "size" in kw:
+        kw["hardware_profile"] = kw.pop("size")
+    return factories.make_vm_job(subscription, endpoint, name, **kw)
 
 
 def test_quick_create_runs_to_running_and_wipes_the_secret(subscription, endpoint):
@@ -101,11 +95,5 @@ def test_quick_create_costs_the_same_statements_however_many_vms_exist(subscript
     template, size = factories.catalog(endpoint)
     # savepoint, subscription lock with its offer, name taken?, quota use, VM, job, its history row, release
     with CaptureQueriesContext(connection) as queries:
-        vm_create(
-            subscription=subscription,
-            name="new",
-            template=template,
-            hardware_profile=size,
-            admin_password=factories.VM_PASSWORD,
-        )
+        create(subscription, endpoint, name="new", template=template, size=size)
     assert len(queries) == 8, "\n".join(q["sql"][:120] for q in queries.captured_queries)
