@@ -7,7 +7,9 @@ import uuid
 from django.db import models
 from django.db.models import Q
 
-from .querysets import CloudQuerySet, VirtualMachineQuerySet
+from portal.access import ScopedQuerySet
+
+from .querysets import CatalogQuerySet, CloudQuerySet, VirtualMachineQuerySet
 
 
 class EndpointState(models.TextChoices):
@@ -30,6 +32,8 @@ class FabricEndpoint(models.Model):
     last_error = models.TextField(blank=True)
     last_synced_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
+
+    objects = ScopedQuerySet.as_manager()
 
     class Meta:
         ordering = ["name"]
@@ -112,6 +116,8 @@ class HardwareProfile(models.Model):
     # Set when a sync no longer finds it on the fabric: not offered for new VMs; existing VMs keep it.
     retired_at = models.DateTimeField(null=True, blank=True)
 
+    objects = CatalogQuerySet.as_manager()
+
     class Meta:
         ordering = ["cpu", "memory_mb"]
         constraints = [models.UniqueConstraint(fields=["endpoint", "external_id"], name="hwprofile_unique_external")]
@@ -130,6 +136,8 @@ class VMTemplate(models.Model):
     disk_gb = models.PositiveIntegerField()
     # Set when a sync no longer finds it on the fabric: not offered for new VMs; existing VMs keep it.
     retired_at = models.DateTimeField(null=True, blank=True)
+
+    objects = CatalogQuerySet.as_manager()
 
     class Meta:
         ordering = ["name"]

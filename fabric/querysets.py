@@ -1,31 +1,37 @@
-"""Tenant scoping for fabric objects, built on Subscription.objects.visible_to."""
+"""What users may see of the fabric: staff everything, tenants their VMs and the catalog their
+plans offer. Anonymous and staff are decided once, in portal.access.ScopedQuerySet."""
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from django.db import models
+from portal.access import ScopedQuerySet, SubscriptionScopedQuerySet, visible_subscription_ids
 
 if TYPE_CHECKING:
-    from .models import Cloud, VirtualMachine  # noqa: F401  (named in the generic bases as strings)
+    from .models import Cloud, HardwareProfile, VirtualMachine, VMTemplate  # noqa: F401  (named as strings)
 
 
-class CloudQuerySet(models.QuerySet["Cloud"]):
-    def visible_to(self, user: Any) -> CloudQuerySet:
-        """Staff see all clouds; tenants see nothing of the fabric itself."""
-        if getattr(user, "is_authenticated", False) and user.is_staff:
-            return self.all()
-        return self.none()
+class CloudQuerySet(ScopedQuerySet["Cloud"]):
+    """Staff see all clouds; tenants see nothing of the fabric itself."""
 
 
-class VirtualMachineQuerySet(models.QuerySet["VirtualMachine"]):
-    def visible_to(self, user: Any) -> VirtualMachineQuerySet:
-        """VMs in subscriptions the user may see (staff: all); deleted VMs are gone for everyone."""
-        from tenants.models import Subscription
+class CatalogQuerySet(ScopedQuerySet[Any]):
+    """Sizes and templates: a tenant sees those its subscriptions' plans offer (the endpoint of an
+    offered cloud), unless retired."""
 
-        if not getattr(user, "is_authenticated", False):
-            return self.none()
-        live = self.exclude(state="deleted")
-        if user.is_staff:
-            return live
-        return live.filter(subscription_id__in=Subscription.objects.visible_ids(user))
+    def tenant_scope(self, user: Any) -> CatalogQuerySet:
+        offered = self.filter(
+            endpoint__stamps__clouds__plan_services__plan__subscriptions__in=visible_subscription_ids(user),
+            retired_at__isnull=True,
+        )
+        return self.filter(pk__in=offered.values("pk"))
+
+
+class VirtualMachineQuerySet(SubscriptionScopedQuerySet["VirtualMachine"]):
+    """VMs in subscriptions the user may see (staff: all); deleted VMs are gone for everyone."""
+
+    def staff_scope(self) -> VirtualMachineQuerySet:
+        return self.exclude(state="deleted")
+
+    def tenant_scope(self, user: Any) -> VirtualMachineQuerySet:
+        return super().tenant_scope(user).exclude(state="deleted")

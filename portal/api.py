@@ -19,6 +19,7 @@ from rest_framework.permissions import BasePermission
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
+from portal.access import is_staff
 from portal.auth import account_allowed_on_site
 from portal.exceptions import ServiceError
 
@@ -50,8 +51,7 @@ class IsStaff(BasePermission):
     message = "This API is for staff accounts."
 
     def has_permission(self, request: Any, view: Any) -> bool:
-        user = request.user
-        return bool(user and user.is_authenticated and user.is_staff)
+        return is_staff(request.user)
 
 
 class IsTenant(BasePermission):

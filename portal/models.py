@@ -11,6 +11,8 @@ from django.db import models
 from django.db.models.functions import Now
 from django.utils import timezone
 
+from portal.access import SubscriptionScopedQuerySet
+
 
 class JobState(models.TextChoices):
     QUEUED = "queued", "Queued"
@@ -62,6 +64,8 @@ class Job(models.Model):
     deadline_at = models.DateTimeField(null=True, blank=True, help_text="failed as timed out after this")
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
+
+    objects = SubscriptionScopedQuerySet.as_manager()
 
     class Meta:
         # Newest first, ties broken by id: a total order, which keyset (cursor) pages need.
@@ -128,6 +132,8 @@ class StateTransition(models.Model):
     )
     reason = models.TextField(blank=True)
     at = models.DateTimeField(db_default=Now())
+
+    objects = SubscriptionScopedQuerySet.as_manager()
 
     class Meta:
         ordering = ["at", "id"]

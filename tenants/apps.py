@@ -4,3 +4,11 @@ from django.apps import AppConfig
 class TenantsConfig(AppConfig):
     name = "tenants"
     verbose_name = "Tenants, plans and subscriptions"
+
+    def ready(self) -> None:
+        from portal.access import register_subscription_scope
+
+        from .models import Subscription
+
+        # Jobs, histories and every subscription's resources are scoped by this one rule.
+        register_subscription_scope(Subscription.objects.visible_ids)

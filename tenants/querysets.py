@@ -1,4 +1,5 @@
-"""Tenant scoping: `visible_to(user)` is the one place that decides what an account may see.
+"""What a tenant may see of plans and subscriptions: the tenant half of the access rule
+(portal.access.ScopedQuerySet.visible_to, where anonymous and staff are decided once).
 
 Views and viewsets start from these querysets; an object outside them answers 404.
 """
@@ -7,29 +8,21 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from django.db import models
+from portal.access import ScopedQuerySet
 
 if TYPE_CHECKING:
     from .models import Plan, Subscription  # noqa: F401  (named in the generic bases as strings)
 
 
-class PlanQuerySet(models.QuerySet["Plan"]):
-    def visible_to(self, user: Any) -> PlanQuerySet:
-        """Staff see every plan; tenants see public plans (private plans by invitation: roadmap)."""
-        if not getattr(user, "is_authenticated", False):
-            return self.none()
-        if user.is_staff:
-            return self.all()
+class PlanQuerySet(ScopedQuerySet["Plan"]):
+    def tenant_scope(self, user: Any) -> PlanQuerySet:
+        """Tenants see public plans (private plans by invitation: roadmap)."""
         return self.filter(state="public")
 
 
-class SubscriptionQuerySet(models.QuerySet["Subscription"]):
-    def visible_to(self, user: Any) -> SubscriptionQuerySet:
-        """Staff see all subscriptions; a tenant sees the ones it owns that aren't deleted."""
-        if not getattr(user, "is_authenticated", False):
-            return self.none()
-        if user.is_staff:
-            return self.all()
+class SubscriptionQuerySet(ScopedQuerySet["Subscription"]):
+    def tenant_scope(self, user: Any) -> SubscriptionQuerySet:
+        """A tenant sees the subscriptions it owns that aren't deleted."""
         return self.filter(owner=user).exclude(state="deleted")
 
     def visible_ids(self, user: Any) -> list[Any]:

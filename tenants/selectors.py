@@ -6,6 +6,8 @@ from typing import Any
 
 from django.db.models import Count, Q, QuerySet
 
+from portal.access import is_staff
+
 from .models import Plan, Subscription, SubscriptionState, User
 
 
@@ -29,7 +31,7 @@ def subscription_get(*, user: Any, pk: Any) -> Subscription:
 
 def account_list(*, user: Any) -> QuerySet[User]:
     """Tenant accounts with their live subscription count; staff only (others see none)."""
-    if not (getattr(user, "is_authenticated", False) and user.is_staff):
+    if not is_staff(user):
         return User.objects.none()
     return (
         User.objects.filter(is_staff=False)

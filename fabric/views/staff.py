@@ -6,11 +6,7 @@ Views parse input and call fabric.services / fabric.selectors; a driver is never
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Any
-
 from django.contrib import messages
-from django.contrib.auth.decorators import user_passes_test
 from django.core.exceptions import ValidationError
 from django.core.paginator import Paginator
 from django.http import Http404, HttpRequest, HttpResponse
@@ -22,12 +18,12 @@ from fabric.forms_staff import EndpointRegisterForm
 from fabric.models import FabricEndpoint
 from fabric.selectors import endpoint_get, endpoint_last_job, endpoint_list
 from fabric.services import endpoint_register, endpoint_sync
+from portal.access import staff_required
 from portal.exceptions import ServiceError
 from portal.forms import apply_service_error
 
 # The staff URLconf is only served by the admin site, where only staff accounts can sign in; this
 # check is the second lock, so a staff view mounted by mistake elsewhere still refuses tenants.
-staff_required: Callable[..., Any] = user_passes_test(lambda u: u.is_authenticated and u.is_staff)
 
 
 def _get_endpoint(pk: int) -> FabricEndpoint:

@@ -6,11 +6,9 @@ portal a plan is one page with all its services, as in Azure Pack.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
 from django.contrib import messages
-from django.contrib.auth.decorators import user_passes_test
 from django.core.exceptions import ObjectDoesNotExist, ValidationError
 from django.core.paginator import Paginator
 from django.http import Http404, HttpRequest, HttpResponse
@@ -20,6 +18,7 @@ from django.views.decorators.http import require_http_methods, require_POST
 from fabric.forms_staff import PlanVMCloudForm
 from fabric.selectors import cloud_list, subscription_vm_counts
 from fabric.services import plan_vm_cloud_set
+from portal.access import staff_required
 from portal.exceptions import ServiceError
 from portal.forms import apply_service_error, error_message
 from tenants.forms_staff import PlanCreateForm
@@ -28,7 +27,6 @@ from tenants.selectors import account_list, plan_list, subscription_list
 from tenants.services import plan_create, plan_set_state
 
 # Second lock behind the site's sign-in rule (only staff accounts sign in to the admin portal).
-staff_required: Callable[..., Any] = user_passes_test(lambda u: u.is_authenticated and u.is_staff)
 
 PAGE_SIZE = 50
 # (target state, button label, button class) of the plan state actions.
