@@ -304,12 +304,16 @@ class VMCreateSerializer(serializers.Serializer):
 
     subscription = serializers.PrimaryKeyRelatedField(queryset=subscription_list(user=None))
     name = serializers.CharField(max_length=64)
-    template = serializers.PrimaryKeyRelatedField(queryset=VMTemplate.objects.all())
-    hardware_profile = serializers.PrimaryKeyRelatedField(queryset=HardwareProfile.objects.all())
+    template = serializers.PrimaryKeyRelatedField(queryset=VMTemplate.objects.none())
+    hardware_profile = serializers.PrimaryKeyRelatedField(queryset=HardwareProfile.objects.none())
     admin_username = serializers.CharField(max_length=64, required=False, default="canopy")
     admin_password = serializers.CharField(write_only=True, max_length=200, style={"input_type": "password"})
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        request = self.context.get("request")
-        self.fields["subscription"].queryset = subscription_list(user=getattr(request, "user", None))
+        user = getattr(self.context.get("request"), "user", None)
+        # Ids resolve through what the user may see: another plan's template is "not found",
+        # exactly like an id that doesn't exist, instead of a different refusal that tells it exists.
+        self.fields["subscription"].queryset = subscription_list(user=user)
+        self.fields["template"].queryset = VMTemplate.objects.visible_to(user)
+        self.fields["hardware_profile"].queryset = HardwareProfile.objects.visible_to(user)

@@ -329,3 +329,21 @@ def test_job_list_is_paginated_and_scoped(
         body = api.get(reverse("tenant-api:job-list"), {"state": "queued"}).json()
     assert set(body) == {"next", "previous", "results"}
     assert [j["target_name"] for j in body["results"]] == ["mine2", "mine1", "mine0"]
+
+
+def test_another_plans_template_or_size_is_refused_exactly_like_one_that_does_not_exist(
+    api, subscription, endpoint, tmp_path
+):
+    """Ids resolve through the scoped catalog: the answer can't tell another provider cloud's
+    template exists."""
+    elsewhere = factories.make_endpoint(tmp_path, name="Elsewhere")
+    foreign_template, foreign_size = factories.catalog(elsewhere)
+    missing = max(VMTemplate.objects.order_by("-pk")[0].pk, HardwareProfile.objects.order_by("-pk")[0].pk) + 1000
+    for field, foreign in (("template", foreign_template.pk), ("hardware_profile", foreign_size.pk)):
+        answers = []
+        for pk in (foreign, missing):
+            body = {**quick_create_body(subscription, endpoint), field: pk}
+            error = assert_error(api.post(reverse("tenant-api:vm-list"), body, format="json"), 400, "invalid")
+            answers.append(error["fields"][field][0].replace(str(pk), "<id>"))
+        assert answers[0] == answers[1]
+    assert not VirtualMachine.objects.exists()
