@@ -5,6 +5,9 @@ from django.urls import include, path
 from portal import api_urls
 from portal.views import auth, jobs
 
+# Django reads these names here: JSON error bodies under /api/, the portal's pages elsewhere.
+from portal.views.errors import handler400, handler403, handler404, handler500  # noqa: F401
+
 pages = [
     path("", include("portal.views.staff_urls")),
     path("fabric/", include("fabric.urls.staff")),

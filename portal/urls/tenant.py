@@ -4,6 +4,9 @@ from django.urls import include, path
 
 from portal.views import auth, jobs
 
+# Django reads these names here: JSON error bodies under /api/, the portal's pages elsewhere.
+from portal.views.errors import handler400, handler403, handler404, handler500  # noqa: F401
+
 pages = [
     path("", include("portal.views.tenant_urls")),
     path("", include("tenants.urls.tenant")),
