@@ -1,6 +1,7 @@
 """Admin portal forms of the fabric: register an endpoint, offer a VM cloud in a plan.
 
-They only parse input; the rules (unique names, driver settings, quotas >= 0) are in fabric.services.
+They only parse input (numbers bounded by their columns); the rules (unique names, driver settings,
+quotas >= 0) are in fabric.services.
 """
 
 from __future__ import annotations
@@ -9,8 +10,10 @@ from typing import Any
 
 from django import forms
 
+from portal.columns import column_bounds
+
 from .drivers import available_drivers
-from .models import Cloud
+from .models import Cloud, VMCloudPlanService
 
 
 class EndpointRegisterForm(forms.Form):
@@ -46,10 +49,20 @@ class PlanVMCloudForm(forms.Form):
     """The VM cloud service of a plan; a blank quota means unlimited."""
 
     cloud = CloudChoiceField(label="Cloud", queryset=Cloud.objects.none(), empty_label="Choose a cloud…")
-    max_vms = forms.IntegerField(label="Max VMs", required=False, min_value=0, help_text="Blank = unlimited")
-    max_cores = forms.IntegerField(label="Max vCPU cores", required=False, min_value=0, help_text="Blank = unlimited")
+    max_vms = forms.IntegerField(
+        label="Max VMs", required=False, help_text="Blank = unlimited", **column_bounds(VMCloudPlanService, "max_vms")
+    )
+    max_cores = forms.IntegerField(
+        label="Max vCPU cores",
+        required=False,
+        help_text="Blank = unlimited",
+        **column_bounds(VMCloudPlanService, "max_cores"),
+    )
     max_memory_mb = forms.IntegerField(
-        label="Max memory (MB)", required=False, min_value=0, help_text="Blank = unlimited"
+        label="Max memory (MB)",
+        required=False,
+        help_text="Blank = unlimited",
+        **column_bounds(VMCloudPlanService, "max_memory_mb"),
     )
 
     def __init__(self, *args: Any, clouds: Any, **kwargs: Any) -> None:

@@ -21,6 +21,7 @@ from django.utils import timezone
 from django.utils.text import slugify
 
 from portal import crypto
+from portal.columns import validate_columns
 from portal.exceptions import Conflict, NotAllowed
 from portal.jobs import job_create
 from portal.models import Job
@@ -215,6 +216,7 @@ def plan_vm_cloud_set(
     for field, value in (("max_vms", max_vms), ("max_cores", max_cores), ("max_memory_mb", max_memory_mb)):
         if value is not None and value < 0:
             raise ValidationError({field: "A quota can't be negative."})
+    validate_columns(VMCloudPlanService, max_vms=max_vms, max_cores=max_cores, max_memory_mb=max_memory_mb)
     service, _ = VMCloudPlanService.objects.update_or_create(
         plan=plan,
         defaults={"cloud": cloud, "max_vms": max_vms, "max_cores": max_cores, "max_memory_mb": max_memory_mb},

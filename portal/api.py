@@ -5,14 +5,16 @@ Every 4xx answers ``{"code": ..., "message": ..., "fields": {field: [messages]}}
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from django.core.exceptions import ObjectDoesNotExist, PermissionDenied
 from django.core.exceptions import ValidationError as DjangoValidationError
+from django.db import models
 from django.http import Http404
 from django.urls import reverse
 from django_filters.rest_framework import DjangoFilterBackend
-from drf_spectacular.utils import inline_serializer
+from drf_spectacular.utils import extend_schema_serializer, inline_serializer
 from rest_framework import exceptions, serializers, status
 from rest_framework.pagination import PageNumberPagination
 from rest_framework.permissions import BasePermission
@@ -140,16 +142,40 @@ def accepted_job(request: Any, job: Any, body: dict[str, Any] | None = None) -> 
     return accepted(job, request, job_url=job_url(request, job), body=body)
 
 
+class PrimaryKeyRelatedField(serializers.PrimaryKeyRelatedField):
+    """A related object's id taken as written. DRF hands the value to the ORM, whose int() turns
+    3.7 or `true` into the id of another object; here an integer id is a JSON integer or a string of
+    digits, a UUID id a string, and anything else is a field error (400)."""
+
+    def to_internal_value(self, data: Any) -> Any:
+        integer_pk = isinstance(self.get_queryset().model._meta.pk, models.IntegerField)
+        if integer_pk:
+            well_formed = (isinstance(data, int) and not isinstance(data, bool)) or (
+                isinstance(data, str) and re.fullmatch(r"[0-9]+", data) is not None
+            )
+        else:
+            well_formed = isinstance(data, str)
+        if not well_formed:
+            self.fail("incorrect_type", data_type=type(data).__name__)
+        try:
+            return super().to_internal_value(data)
+        except DjangoValidationError:  # e.g. a string that is no UUID
+            self.fail("does_not_exist", pk_value=data)
+
+
 # --- schema pieces ----------------------------------------------------------------------------------
 
-ErrorSerializer = inline_serializer(
-    name="Error",
-    fields={
-        "code": serializers.CharField(),
-        "message": serializers.CharField(),
-        "fields": serializers.DictField(child=serializers.ListField(child=serializers.CharField())),
-    },
-)
+
+@extend_schema_serializer(many=False)
+class ErrorSerializer(serializers.Serializer):
+    """The body of every 4xx answer: `fields` maps an input field to its messages."""
+
+    code = serializers.CharField()
+    message = serializers.CharField()
+    fields = serializers.DictField(child=serializers.ListField(child=serializers.CharField()))
+
+    class Meta:
+        ref_name = "Error"
 
 
 class JobRefSerializer(serializers.Serializer):

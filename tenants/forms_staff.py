@@ -4,13 +4,16 @@ from __future__ import annotations
 
 from django import forms
 
+from portal.columns import column_bounds
+from tenants.models import Plan
+
 
 class PlanCreateForm(forms.Form):
     name = forms.CharField(label="Name", max_length=100)
     description = forms.CharField(label="Description", required=False, widget=forms.Textarea(attrs={"rows": 3}))
     max_subscriptions_per_account = forms.IntegerField(
         label="Max subscriptions per account",
-        min_value=1,
         initial=1,
         help_text="How many subscriptions to this plan one account may hold.",
+        **column_bounds(Plan, "max_subscriptions_per_account", min_value=1),
     )

@@ -8,6 +8,7 @@ from django.contrib.auth.password_validation import validate_password
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 
+from portal.columns import validate_columns
 from portal.exceptions import Conflict, NotAllowed
 from tenants import quotas
 
@@ -38,6 +39,7 @@ def plan_create(*, name: str, description: str = "", max_subscriptions_per_accou
         raise ValidationError({"name": "A plan needs a name."})
     if Plan.objects.filter(name__iexact=name).exists():
         raise ValidationError({"name": f"A plan named '{name}' already exists."})
+    validate_columns(Plan, max_subscriptions_per_account=max_subscriptions_per_account)
     return Plan.objects.create(
         name=name, description=description, max_subscriptions_per_account=max_subscriptions_per_account
     )

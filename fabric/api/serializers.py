@@ -25,7 +25,8 @@ from fabric.models import (
 )
 from fabric.selectors import cloud_list
 from fabric.services import vm_allowed_actions
-from portal.api import JobRefSerializer, job_url
+from portal.api import JobRefSerializer, PrimaryKeyRelatedField, job_url
+from portal.columns import column_bounds
 from tenants.selectors import subscription_list
 
 # --- catalog -----------------------------------------------------------------------------------------
@@ -74,10 +75,10 @@ class PlanVMCloudSerializer(serializers.ModelSerializer):
 
 
 class PlanVMCloudInputSerializer(serializers.Serializer):
-    cloud = serializers.PrimaryKeyRelatedField(queryset=Cloud.objects.none())
-    max_vms = serializers.IntegerField(allow_null=True, min_value=0)
-    max_cores = serializers.IntegerField(allow_null=True, min_value=0)
-    max_memory_mb = serializers.IntegerField(allow_null=True, min_value=0)
+    cloud = PrimaryKeyRelatedField(queryset=Cloud.objects.none())
+    max_vms = serializers.IntegerField(allow_null=True, **column_bounds(VMCloudPlanService, "max_vms"))
+    max_cores = serializers.IntegerField(allow_null=True, **column_bounds(VMCloudPlanService, "max_cores"))
+    max_memory_mb = serializers.IntegerField(allow_null=True, **column_bounds(VMCloudPlanService, "max_memory_mb"))
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -98,8 +99,8 @@ def _capacity(cloud: Cloud) -> dict[str, dict[str, int | None]]:
 
 
 class UsageSerializer(serializers.Serializer):
-    used = serializers.IntegerField()
-    total = serializers.IntegerField(allow_null=True, help_text="null: unlimited")
+    used = serializers.IntegerField(read_only=True)
+    total = serializers.IntegerField(read_only=True, allow_null=True, help_text="null: unlimited")
 
 
 class CapacitySerializer(serializers.Serializer):
@@ -302,10 +303,10 @@ class VMSerializer(serializers.ModelSerializer):
 class VMCreateSerializer(serializers.Serializer):
     """Quick-create input. The service checks the name, password, catalog and quotas."""
 
-    subscription = serializers.PrimaryKeyRelatedField(queryset=subscription_list(user=None))
+    subscription = PrimaryKeyRelatedField(queryset=subscription_list(user=None))
     name = serializers.CharField(max_length=64)
-    template = serializers.PrimaryKeyRelatedField(queryset=VMTemplate.objects.none())
-    hardware_profile = serializers.PrimaryKeyRelatedField(queryset=HardwareProfile.objects.none())
+    template = PrimaryKeyRelatedField(queryset=VMTemplate.objects.none())
+    hardware_profile = PrimaryKeyRelatedField(queryset=HardwareProfile.objects.none())
     admin_username = serializers.CharField(max_length=64, required=False, default="canopy")
     admin_password = serializers.CharField(write_only=True, max_length=200, style={"input_type": "password"})
 

@@ -7,6 +7,8 @@ from typing import Any
 from rest_framework import serializers
 
 from fabric.api.serializers import PlanVMCloudSerializer, PlanVMQuotasSerializer
+from portal.api import PrimaryKeyRelatedField
+from portal.columns import column_bounds
 from tenants.models import Plan, PlanState, Subscription, User
 from tenants.selectors import plan_list
 
@@ -51,7 +53,9 @@ class StaffPlanSerializer(serializers.ModelSerializer):
 class PlanCreateSerializer(serializers.Serializer):
     name = serializers.CharField(max_length=100)
     description = serializers.CharField(required=False, allow_blank=True, default="")
-    max_subscriptions_per_account = serializers.IntegerField(min_value=1, required=False, default=1)
+    max_subscriptions_per_account = serializers.IntegerField(
+        required=False, default=1, **column_bounds(Plan, "max_subscriptions_per_account", min_value=1)
+    )
 
 
 class PlanStateSerializer(serializers.Serializer):
@@ -85,7 +89,7 @@ class StaffSubscriptionSerializer(SubscriptionSerializer):
 class SubscriptionCreateSerializer(serializers.Serializer):
     """Subscribe to a plan the account can see (public plans); the service checks the rest."""
 
-    plan = serializers.PrimaryKeyRelatedField(queryset=Plan.objects.none())
+    plan = PrimaryKeyRelatedField(queryset=Plan.objects.none())
     name = serializers.CharField(max_length=100, required=False, allow_blank=True, default="")
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
@@ -95,14 +99,16 @@ class SubscriptionCreateSerializer(serializers.Serializer):
 
 
 class QuotaSerializer(serializers.Serializer):
-    service = serializers.CharField()
-    key = serializers.CharField()
-    label = serializers.CharField()
-    limit = serializers.IntegerField(allow_null=True, help_text="null: unlimited")
-    used = serializers.IntegerField()
-    remaining = serializers.IntegerField(allow_null=True, help_text="null: unlimited")
-    unit = serializers.CharField()
-    percent = serializers.IntegerField()
+    """Output only: a quota with what is used and what remains."""
+
+    service = serializers.CharField(read_only=True)
+    key = serializers.CharField(read_only=True)
+    label = serializers.CharField(read_only=True)
+    limit = serializers.IntegerField(read_only=True, allow_null=True, help_text="null: unlimited")
+    used = serializers.IntegerField(read_only=True)
+    remaining = serializers.IntegerField(read_only=True, allow_null=True, help_text="null: unlimited")
+    unit = serializers.CharField(read_only=True)
+    percent = serializers.IntegerField(read_only=True)
 
 
 class AccountSerializer(serializers.ModelSerializer):

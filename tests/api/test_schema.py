@@ -9,7 +9,7 @@ import yaml
 from django.core.management import call_command
 from django.urls import reverse
 
-from .conftest import api_client
+from .conftest import api_client, assert_error
 
 
 def generate(urlconf: str) -> dict:
@@ -44,3 +44,33 @@ def test_schema_view_answers_on_each_site(request, site, tenant_user, staff_user
     client = api_client(staff_user if site == "staff" else tenant_user)
     response = client.get(reverse(f"{site}-api:schema"))
     assert response.status_code == 200 and b"openapi" in response.content
+
+
+@pytest.mark.parametrize("site", ["tenant", "staff"])
+def test_schema_needs_a_site_account(request, site):
+    if site == "staff":
+        request.getfixturevalue("staff_site")
+    assert_error(api_client().get(reverse(f"{site}-api:schema")), 403)
+
+
+@pytest.mark.parametrize("urlconf", ["portal.urls.tenant", "portal.urls.staff"])
+def test_every_operation_documents_its_errors_with_the_error_body(db, urlconf):
+    schema = generate(urlconf)
+    assert set(schema["components"]["schemas"]["Error"]["properties"]) == {"code", "message", "fields"}
+    missing = []
+    for path, operations in schema["paths"].items():
+        for method, operation in operations.items():
+            responses = operation["responses"]
+            expected = {"403"} | ({"404"} if "{" in path else set()) | ({"400"} if method in ("post", "put") else set())
+            if method == "get" and "cursor" in {p["name"] for p in operation.get("parameters", [])}:
+                expected |= {"404"}  # a stale cursor
+            for code in expected:
+                body = responses.get(code, {}).get("content", {}).get("application/json", {}).get("schema")
+                if body != {"$ref": "#/components/schemas/Error"}:
+                    missing.append(f"{method.upper()} {path} {code}: {body}")
+    assert not missing, "\n".join(missing)
+
+
+def test_filtered_lists_document_400_and_404(db):
+    vms = generate("portal.urls.tenant")["paths"]["/api/v1/vms/"]["get"]["responses"]
+    assert {"200", "400", "403", "404"} <= set(vms)
