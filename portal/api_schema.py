@@ -1,5 +1,5 @@
-"""The OpenAPI schema class of both sites (DEFAULT_SCHEMA_CLASS); apart from portal.api, which DRF's
-settings import before drf-spectacular's generator may be."""
+"""The OpenAPI schema class of both sites (DEFAULT_SCHEMA_CLASS). Kept out of portal.api: drf-spectacular's
+generator imports DRF's generic views, whose settings import portal.api (FilterBackend) in turn."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Job status over the API: what a client polls after a 202 (and the staff's job list)."""
+"""Job status over the API: what a client polls after a 202 (and the staff's job list); the schema view."""
 
 from __future__ import annotations
 
@@ -6,8 +6,10 @@ from typing import Any
 
 from django_filters import rest_framework as filters
 from drf_spectacular.utils import extend_schema
+from drf_spectacular.views import SpectacularAPIView
 from rest_framework import mixins, serializers, viewsets
 from rest_framework.decorators import action
+from rest_framework.renderers import JSONRenderer
 from rest_framework.request import Request
 from rest_framework.response import Response
 
@@ -94,3 +96,15 @@ class StaffJobViewSet(JobViewSet):
         """Cancel a queued or running job: it ends at once; its worker stops at the next step."""
         job = job_cancel(job=self.get_object(), by=request.user)
         return Response(self.get_serializer(job).data)
+
+
+class SchemaView(SpectacularAPIView):
+    """The OpenAPI schema, for the site's own accounts like the rest of the API; its refusals are the
+    JSON error body, not a YAML document."""
+
+    permission_classes = [IsSiteAccount]
+
+    def finalize_response(self, request: Request, response: Any, *args: Any, **kwargs: Any) -> Any:
+        if response.status_code >= 400:
+            request.accepted_renderer, request.accepted_media_type = JSONRenderer(), "application/json"
+        return super().finalize_response(request, response, *args, **kwargs)
