@@ -5,6 +5,12 @@ from __future__ import annotations
 from typing import Any
 
 from django_filters import rest_framework as filters
+from drf_spectacular.renderers import (
+    OpenApiJsonRenderer,
+    OpenApiJsonRenderer2,
+    OpenApiYamlRenderer,
+    OpenApiYamlRenderer2,
+)
 from drf_spectacular.utils import extend_schema
 from drf_spectacular.views import SpectacularAPIView
 from rest_framework import mixins, serializers, viewsets
@@ -99,10 +105,11 @@ class StaffJobViewSet(JobViewSet):
 
 
 class SchemaView(SpectacularAPIView):
-    """The OpenAPI schema, for the site's own accounts like the rest of the API; its refusals are the
-    JSON error body, not a YAML document."""
+    """The OpenAPI schema, for the site's own accounts like the rest of the API. JSON like every answer
+    under /api/ (YAML when asked for: `?format=yaml` or its Accept type); its refusals are the error body."""
 
     permission_classes = [IsSiteAccount]
+    renderer_classes = [OpenApiJsonRenderer, OpenApiJsonRenderer2, OpenApiYamlRenderer, OpenApiYamlRenderer2]
 
     def finalize_response(self, request: Request, response: Any, *args: Any, **kwargs: Any) -> Any:
         if response.status_code >= 400:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import json
 
 import pytest
 import yaml
@@ -43,7 +44,9 @@ def test_schema_view_answers_on_each_site(request, site, tenant_user, staff_user
         request.getfixturevalue("staff_site")
     client = api_client(staff_user if site == "staff" else tenant_user)
     response = client.get(reverse(f"{site}-api:schema"))
-    assert response.status_code == 200 and b"openapi" in response.content
+    assert response.status_code == 200 and "openapi" in json.loads(response.content)
+    yaml_answer = client.get(reverse(f"{site}-api:schema"), {"format": "yaml"})
+    assert "openapi" in yaml.safe_load(yaml_answer.content)
 
 
 @pytest.mark.parametrize("site", ["tenant", "staff"])
