@@ -108,6 +108,38 @@ def test_django_error_handlers_answer_json_under_the_api_and_pages_elsewhere(db,
     assert page.status_code == status and not page["Content-Type"].startswith("application/json")
 
 
+ODD_QUERIES = ["page=1.5", f"page={'9' * 20}", "page_size=1e99", "page_size=-1", "cursor=%25%25", "cursor=Zm9v"]
+ODD_QUERIES += [f"{name}={value}" for name in ("subscription", "state", "plan") for value in ("1.5", "9" * 20, "")]
+ODD_BODIES = ["[]", "1.5", "null", '"x"', "{bad json", '{"plan": [1], "name": {"a": 1}, "cloud": {}}']
+
+
+@pytest.mark.parametrize("site", list(SITES))
+def test_odd_queries_and_bodies_on_every_api_list_are_4xx_json(request, site, tenant_user, staff_user, subscription):
+    """Query strings and bodies of the wrong shape on each list route: an answer, or the error body."""
+    if site == "staff":
+        request.getfixturevalue("staff_site")
+    client = api_client(staff_user if site == "staff" else tenant_user)
+    problems = []
+    for name, kwargs in api_routes(*SITES[site]):
+        if kwargs or name.endswith(":schema"):
+            continue
+        url = reverse(name, urlconf=SITES[site][0])
+        answers = [(f"GET {url}?{query}", client.get(f"{url}?{query}")) for query in ODD_QUERIES]
+        answers += [
+            (f"POST {url} {body}", client.post(url, body, content_type="application/json")) for body in ODD_BODIES
+        ]
+        for what, response in answers:
+            try:
+                if response.status_code >= 400:
+                    assert response.status_code < 500
+                    assert_error(response, response.status_code)
+                else:
+                    response.json()
+            except (AssertionError, ValueError):
+                problems.append(f"{what}: {response.status_code} {response.get('Content-Type')}")
+    assert not problems, "\n".join(problems)
+
+
 # --- numbers bounded by their columns ---------------------------------------------------------------
 
 
