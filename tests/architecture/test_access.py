@@ -65,7 +65,6 @@ def test_staff_is_decided_in_one_place():
         str(path.relative_to(root))
         for app in ("portal", "tenants", "fabric", "websites")
         for path in (root / app).rglob("*.py")
-        if (path.name in {"selectors.py", "querysets.py"} or "views" in path.parts)
-        and ".is_staff" in path.read_text()
+        if (path.name in {"selectors.py", "querysets.py"} or "views" in path.parts) and ".is_staff" in path.read_text()
     ]
     assert offenders == []

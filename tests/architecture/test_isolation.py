@@ -4,6 +4,11 @@ Every route that takes an object id (pages and API, whatever exists when this ru
 tenant A with an object of tenant B substituted (B's VM, subscription, job; a private plan), with
 each HTTP method. Each must answer 404 (or 405 for a method the route doesn't have), and nothing of
 B's may change. A new route whose kwargs aren't mapped below fails loudly, so it gets mapped.
+
+Every route, with or without ids, is also requested by tenant A with B's ids in the query string
+(list filters such as `?subscription=`) and in a request body (e.g. creating a VM in B's
+subscription): nothing of B's may show or change. And anonymous users reach nothing but the
+sign-in and sign-up pages.
 """
 
 from __future__ import annotations
@@ -51,8 +56,9 @@ class Route:
         return self.name
 
 
-def object_routes(urlconf: str | list) -> list[Route]:
-    """Every named route of the URLconf that takes kwargs; unnamed ones can't be reversed, so fail."""
+def object_routes(urlconf: str | list, *, with_kwargs_only: bool = True) -> list[Route]:
+    """Every named route of the URLconf that takes kwargs (or every route); unnamed ones can't be
+    reversed, so fail."""
     routes: list[Route] = []
 
     def walk(patterns: list, namespace: tuple[str, ...]) -> None:
@@ -62,7 +68,7 @@ def object_routes(urlconf: str | list) -> list[Route]:
                 continue
             assert isinstance(pattern, URLPattern)
             kwargs = tuple(pattern.pattern.regex.groupindex)
-            if not kwargs:
+            if not kwargs and with_kwargs_only:
                 continue
             assert pattern.name, f"Route {pattern.pattern} takes {kwargs} but has no name; name it."
             routes.append(Route(":".join((*namespace, pattern.name)), kwargs))
@@ -181,6 +187,59 @@ def test_the_batched_polls_leave_out_tenant_b_jobs(route, tenant_b_objects, tena
     assert (alone.status_code, alone.content) == (286, b"")
 
 
+ALL_TENANT_ROUTES = object_routes("portal.urls.tenant", with_kwargs_only=False)
+PUBLIC_ROUTES = {"login", "signup", "logout"}
+
+
+def b_fingerprints(objects: dict[str, str]) -> list[str]:
+    """What would show that a response carries tenant B's data (not the ids A sent, which a page
+    may echo back in its links): B's VM's name and fabric id."""
+    return ["b-vm", VirtualMachine.objects.get(pk=objects["vm"]).fabric_id]
+
+
+@pytest.mark.parametrize("route", ALL_TENANT_ROUTES, ids=str)
+def test_b_ids_in_filters_and_bodies_show_and_change_nothing_of_b(route, tenant_b_objects, tenant_client, subscription):
+    objects = tenant_b_objects
+    ids = {"subscription": objects["subscription"], "vm": objects["vm"], "job": objects["job"], "plan": objects["plan"]}
+    body = {**ids, "name": "a-vm", "admin_password": factories.VM_PASSWORD, "ids": objects["job"]}
+    before = snapshot()
+    marks = b_fingerprints(objects)
+    problems = []
+    for url in urls_for(route, objects):
+        query = "&".join(f"{key}={value}" for key, value in ids.items())
+        response = tenant_client.get(f"{url}?{query}")
+        text = response.content.decode(errors="replace")
+        problems += [f"GET {url}?{query} shows {mark}" for mark in marks if mark in text]
+        for send in (tenant_client.post, tenant_client.put, tenant_client.patch):
+            answer = send(url, body, content_type="application/json")
+            text = answer.content.decode(errors="replace")
+            problems += [f"{send.__name__.upper()} {url} shows {mark}" for mark in marks if mark in text]
+        tenant_client.post(url, body)  # a form post too
+    assert not problems, "\n".join(problems)
+    after = snapshot()
+    b_vms = lambda snap: [row for row in snap["vms"] if str(row[0]) == objects["vm"]]  # noqa: E731
+    assert b_vms(after) == b_vms(before) and after["subscriptions"] == before["subscriptions"]
+    assert VirtualMachine.objects.filter(subscription_id=objects["subscription"]).count() == 1
+    assert after["plans"] == before["plans"]
+
+
+@pytest.mark.parametrize("route", ALL_TENANT_ROUTES, ids=str)
+def test_anonymous_users_reach_nothing_but_sign_in(route, tenant_b_objects, client):
+    if route.name in PUBLIC_ROUTES:
+        return
+    before = snapshot()
+    for url in urls_for(route, tenant_b_objects):
+        for method in METHODS:
+            response = (
+                getattr(client, method)(url, content_type="application/json") if method != "get" else client.get(url)
+            )
+            redirected_to_sign_in = response.status_code == 302 and response["Location"].startswith(reverse("login"))
+            assert redirected_to_sign_in or response.status_code in (401, 403, 404, 405), (
+                f"{method.upper()} {url} answered {response.status_code} to an anonymous user"
+            )
+    assert snapshot() == before
+
+
 # --- the check itself can fail: a deliberately leaky route is caught ------------------------------
 
 
@@ -205,3 +264,19 @@ def test_a_leaky_route_is_caught(settings, tenant_b_objects, tenant_client, subs
 def test_an_unmapped_kwarg_fails_loudly():
     with pytest.raises(AssertionError, match="can't map"):
         resource_of(Route("tenant:widget-detail", ("widget_id",)), "widget_id")
+
+
+def test_an_anonymous_leak_is_caught(settings, tenant_b_objects, client):
+    settings.ROOT_URLCONF = __name__
+    leaky = next(r for r in object_routes(__name__) if r.name == "vm-leak")
+    with pytest.raises(AssertionError, match="answered 200 to an anonymous user"):
+        test_anonymous_users_reach_nothing_but_sign_in(leaky, tenant_b_objects, client)
+
+
+def test_b_data_in_a_list_is_caught(settings, tenant_b_objects, tenant_client, subscription):
+    settings.ROOT_URLCONF = __name__
+    leaky = next(r for r in object_routes(__name__) if r.name == "vm-leak")
+    with pytest.raises(AssertionError, match="shows b-vm"):
+        test_b_ids_in_filters_and_bodies_show_and_change_nothing_of_b(
+            leaky, tenant_b_objects, tenant_client, subscription
+        )
