@@ -4,8 +4,6 @@ from typing import Any
 
 from django.conf import settings
 from django.contrib.auth.backends import ModelBackend
-from drf_spectacular.authentication import BasicScheme
-from rest_framework import authentication, exceptions
 
 
 def account_allowed_on_site(user: Any, site: str | None = None) -> bool:
@@ -16,7 +14,7 @@ def account_allowed_on_site(user: Any, site: str | None = None) -> bool:
 def sign_in_username(request: Any, credentials: dict | None = None) -> str | None:
     """The account a sign-in attempt is for, as django-axes counts failures (AXES_USERNAME_CALLABLE).
 
-    The sign-in form passes `username`, DRF's BasicAuthentication the model's USERNAME_FIELD (`email`);
+    The sign-in form passes `username`, Django's authenticate() callers the USERNAME_FIELD (`email`);
     lower-cased so that changing an address's case doesn't start a fresh count.
     """
     credentials = credentials or {}
@@ -44,30 +42,3 @@ def lockout_message() -> str:
         "Too many failed sign-ins for this account from your address. "
         f"Sign-in is locked for {minutes} minute{'s' if minutes != 1 else ''}: try again later."
     )
-
-
-class LockedOut(exceptions.APIException):
-    status_code = 429
-    default_code = "locked_out"
-
-
-class BasicAuthentication(authentication.BasicAuthentication):
-    """DRF's Basic auth, answering 429 `locked_out` once django-axes locks the account+IP out.
-
-    Axes counts these failures too (its backend sees every authenticate()), but it flags the DRF
-    request, which its middleware never sees: without this the API would answer a plain 403.
-    """
-
-    def authenticate_credentials(self, userid: str, password: str, request: Any = None) -> Any:
-        try:
-            return super().authenticate_credentials(userid, password, request)
-        except exceptions.AuthenticationFailed:
-            if getattr(request, "axes_locked_out", False):
-                raise LockedOut(lockout_message()) from None
-            raise
-
-
-class BasicAuthenticationScheme(BasicScheme):
-    """The OpenAPI schema describes it as the Basic auth it is."""
-
-    target_class = "portal.auth.BasicAuthentication"

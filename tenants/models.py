@@ -7,6 +7,7 @@ Which services a plan offers (and their quotas) is defined by the app that owns 
 from __future__ import annotations
 
 import uuid
+from typing import Any
 
 from django.contrib.auth.models import AbstractBaseUser, BaseUserManager, PermissionsMixin
 from django.db import models
@@ -114,3 +115,37 @@ class Subscription(models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+
+class TokenScope(models.TextChoices):
+    READ = "read", "Read"
+    WRITE = "write", "Read and write"
+
+
+class APIToken(models.Model):
+    """A personal API token (`Authorization: Bearer cnp_…`) for scripts, in place of a password.
+
+    Only a keyed hash of the token is stored (tenants.tokens.token_digest), plus its first characters
+    in clear (`prefix`) so lists can tell tokens apart; the clear token is shown once, at creation.
+    """
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    user = models.ForeignKey(User, on_delete=models.CASCADE, related_name="api_tokens")
+    name = models.CharField(max_length=100)
+    prefix = models.CharField(max_length=16)
+    digest = models.CharField(max_length=64, unique=True)
+    scope = models.CharField(max_length=8, choices=TokenScope.choices, default=TokenScope.READ)
+    created_at = models.DateTimeField(auto_now_add=True)
+    expires_at = models.DateTimeField(null=True, blank=True)
+    last_used_at = models.DateTimeField(null=True, blank=True)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        indexes = [models.Index(fields=["user", "-created_at"])]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.prefix}…)"
+
+    def is_expired(self, now: Any = None) -> bool:
+        return self.expires_at is not None and self.expires_at <= (now or timezone.now())

@@ -1,18 +1,24 @@
-"""Writes for accounts, plans and subscriptions. Pages and the API call these, never the ORM directly."""
+"""Writes for accounts, plans, subscriptions and API tokens. Pages and the API call these, never the ORM directly."""
 
 from __future__ import annotations
 
+import secrets
+from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
 from django.contrib.auth.password_validation import validate_password
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
+from django.db.models import Q
+from django.utils import timezone
 
 from portal.columns import validate_columns
+from portal.crypto import keyed_digests
 from portal.exceptions import Conflict, NotAllowed
 from tenants import quotas
 
-from .models import Plan, PlanState, Subscription, SubscriptionState, User
+from .models import APIToken, Plan, PlanState, Subscription, SubscriptionState, TokenScope, User
+from .selectors import TOKEN_DIGEST_PURPOSE, TOKEN_PREFIX
 
 
 def account_create(*, email: str, password: str, full_name: str = "", is_staff: bool = False) -> User:
@@ -90,3 +96,60 @@ def subscription_lock(subscription_id: Any, *related: str) -> Subscription:
 def subscription_require_active(subscription: Subscription) -> None:
     if subscription.state != SubscriptionState.ACTIVE:
         raise NotAllowed(f"Subscription '{subscription}' is {subscription.get_state_display().lower()}.")
+
+
+# Shown in lists to tell tokens apart: "cnp_" and 8 random characters, far too few to guess the rest.
+TOKEN_PREFIX_LENGTH = len(TOKEN_PREFIX) + 8
+# last_used_at is written at most this often per token, not on every request.
+TOKEN_LAST_USED_GRANULARITY = timedelta(minutes=1)
+
+
+def token_create(
+    *, user: User, name: str, scope: str = TokenScope.READ, expires_on: date | None = None
+) -> tuple[APIToken, str]:
+    """Create a personal API token; returns the row and the clear token, which is never stored.
+
+    `expires_on` is the last day (UTC) the token works. Raises ValidationError for bad fields.
+    """
+    name = name.strip()
+    errors: dict[str, str] = {}
+    if not name:
+        errors["name"] = "A token needs a name."
+    if scope not in TokenScope.values:
+        errors["scope"] = f"Unknown scope '{scope}'."
+    expires_at = None
+    if expires_on is not None:
+        expires_at = datetime.combine(expires_on + timedelta(days=1), time.min, tzinfo=UTC)
+        if expires_at <= timezone.now():
+            errors["expires_on"] = "The expiry date is in the past."
+    if errors:
+        raise ValidationError(errors)
+    secret = TOKEN_PREFIX + secrets.token_urlsafe(32)
+    token = APIToken.objects.create(
+        user=user,
+        name=name,
+        scope=scope,
+        expires_at=expires_at,
+        prefix=secret[:TOKEN_PREFIX_LENGTH],
+        digest=keyed_digests(secret, purpose=TOKEN_DIGEST_PURPOSE)[0],
+    )
+    return token, secret
+
+
+def token_revoke(*, token: APIToken) -> APIToken:
+    """Revoke at once: the next request with it answers 401. Revoking twice keeps the first time."""
+    APIToken.objects.filter(pk=token.pk, revoked_at__isnull=True).update(revoked_at=timezone.now())
+    token.refresh_from_db(fields=["revoked_at"])
+    return token
+
+
+def token_mark_used(*, token: APIToken) -> None:
+    """Record the token's use, at most once a minute (a conditional update, so racing requests write once)."""
+    now = timezone.now()
+    cutoff = now - TOKEN_LAST_USED_GRANULARITY
+    if token.last_used_at is not None and token.last_used_at > cutoff:
+        return
+    APIToken.objects.filter(Q(last_used_at__isnull=True) | Q(last_used_at__lte=cutoff), pk=token.pk).update(
+        last_used_at=now
+    )
+    token.last_used_at = now

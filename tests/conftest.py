@@ -7,6 +7,7 @@ portal's URLconf, cookie names and sign-in rule.
 from __future__ import annotations
 
 import pytest
+from django.core.cache import cache
 from django.test import Client
 
 from tests import factories
@@ -17,6 +18,12 @@ def simulator_dir(settings, tmp_path_factory):
     """The simulator's data directory is pytest's temporary folder, where tests put state files."""
     settings.CANOPY_SIMULATOR_DIR = tmp_path_factory.getbasetemp()
     return settings.CANOPY_SIMULATOR_DIR
+
+
+@pytest.fixture(autouse=True)
+def empty_cache():
+    """Counters kept in Django's (per-process) cache, such as API token failures, start at zero."""
+    cache.clear()
 
 
 @pytest.fixture

@@ -179,6 +179,13 @@ AXES_RESET_ON_SUCCESS = True
 AXES_USERNAME_CALLABLE = "portal.auth.sign_in_username"
 AXES_LOCKOUT_CALLABLE = "portal.views.auth.locked_out"
 
+# --- API tokens ---------------------------------------------------------------------------------
+# Failed token authentications per client address (REMOTE_ADDR) in Django's cache within the window,
+# after which that address gets 429 until the window ends. The cache is per process (locmem) unless
+# CACHES says otherwise: with several web processes, each counts on its own.
+CANOPY_TOKEN_FAILURE_LIMIT = int(os.environ.get("CANOPY_TOKEN_FAILURE_LIMIT", "10"))
+CANOPY_TOKEN_FAILURE_WINDOW_SECONDS = int(os.environ.get("CANOPY_TOKEN_FAILURE_WINDOW_SECONDS", "300"))
+
 # --- Celery -------------------------------------------------------------------------------------
 CELERY_BROKER_URL = os.environ.get("CELERY_BROKER_URL", "filesystem://")
 
@@ -266,8 +273,9 @@ CANOPY_SIMULATOR_DIR = DATA_DIR / "simulator"
 # --- REST framework -----------------------------------------------------------------------------
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
+        # The portals' own calls; first, so a request without credentials still answers 403.
         "rest_framework.authentication.SessionAuthentication",
-        "portal.auth.BasicAuthentication",  # DRF's, answering 429 when django-axes locks the account out
+        "tenants.auth.TokenAuthentication",  # personal API tokens (Authorization: Bearer cnp_...)
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_PAGINATION_CLASS": "portal.api.Pagination",

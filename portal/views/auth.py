@@ -27,7 +27,7 @@ class SignInView(LoginView):
 
 def locked_out(request: HttpRequest, original_response: Any = None, credentials: Any = None) -> HttpResponse:
     """django-axes' lockout answer (AXES_LOCKOUT_CALLABLE): the sign-in page saying why, with 429
-    Too Many Requests rather than a bare 403 page. (The API's Basic auth: portal.auth.BasicAuthentication.)"""
+    Too Many Requests rather than a bare 403 page."""
     # Unbound: validating the posted form would try to authenticate (and count a failure) again.
     form = SignInForm(request, initial={"username": request.POST.get("username", "")})
     context = {"form": form, "lockout": lockout_message(), "next": request.POST.get("next", "")}

@@ -1,6 +1,6 @@
 """Admin portal pages of plans, accounts and subscriptions (namespace `staff`)."""
 
-from django.urls import path
+from django.urls import include, path
 
 from tenants.views import staff
 
@@ -11,4 +11,5 @@ urlpatterns = [
     path("plans/<int:pk>/state/", staff.plan_state_page, name="plan-state"),
     path("accounts/", staff.account_list_page, name="accounts"),
     path("subscriptions/", staff.subscription_list_page, name="subscriptions"),
+    path("", include("tenants.urls.tokens")),
 ]

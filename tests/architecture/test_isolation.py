@@ -25,7 +25,8 @@ from django.urls import URLPattern, URLResolver, get_resolver, include, path, re
 from fabric.lifecycle import VM_ACTIONS
 from fabric.models import VirtualMachine
 from portal.models import Job
-from tenants.models import Plan, Subscription
+from tenants.models import APIToken, Plan, Subscription
+from tenants.services import token_create
 from tests import factories
 
 # The resource an id kwarg names, by kwarg name ...
@@ -41,7 +42,14 @@ OBJECT_KWARGS = {
 }
 # ... or, for a bare `pk`/`id`, by the route name's first word (`vm-action`, `subscription-quotas`).
 ID_KWARGS = {"pk", "id", "uuid"}
-ROUTE_RESOURCES = {"vm": "vm", "vms": "vm", "subscription": "subscription", "job": "job", "plan": "plan"}
+ROUTE_RESOURCES = {
+    "vm": "vm",
+    "vms": "vm",
+    "subscription": "subscription",
+    "job": "job",
+    "plan": "plan",
+    "token": "token",
+}
 # Kwargs that aren't object ids: every value is tried.
 VALUE_KWARGS = {"action": list(VM_ACTIONS)}
 METHODS = ("get", "post", "put", "patch", "delete")
@@ -106,6 +114,7 @@ def snapshot() -> dict:
         "subscriptions": list(Subscription.objects.order_by("pk").values_list("pk", "state", "owner_id", "name")),
         "jobs": list(Job.objects.order_by("pk").values_list("pk", "state")),
         "plans": list(Plan.objects.order_by("pk").values_list("pk", "state")),
+        "tokens": list(APIToken.objects.order_by("pk").values_list("pk", "revoked_at", "last_used_at")),
     }
 
 
@@ -131,7 +140,13 @@ def probe(client: Client, url: str, missing_url: str) -> list[str]:
 
 def missing_objects() -> dict[str, str]:
     """Ids of the same kinds that exist nowhere."""
-    return {"vm": str(uuid.uuid4()), "subscription": str(uuid.uuid4()), "job": str(uuid.uuid4()), "plan": "987654321"}
+    return {
+        "vm": str(uuid.uuid4()),
+        "subscription": str(uuid.uuid4()),
+        "job": str(uuid.uuid4()),
+        "plan": "987654321",
+        "token": str(uuid.uuid4()),
+    }
 
 
 def leaks(client: Client, route: Route, objects: dict[str, str]) -> list[str]:
@@ -141,11 +156,18 @@ def leaks(client: Client, route: Route, objects: dict[str, str]) -> list[str]:
 
 @pytest.fixture
 def tenant_b_objects(other_subscription, endpoint) -> dict[str, str]:
-    """Tenant B's running VM, its subscription and a job; and a plan no tenant can see."""
+    """Tenant B's running VM, its subscription, a job and an API token; and a plan no tenant can see."""
     vm, job = factories.make_vm_job(other_subscription, endpoint, "b-vm")
     factories.run_queued_jobs()
     private = factories.make_plan(endpoint, public=False)
-    return {"vm": str(vm.pk), "subscription": str(other_subscription.pk), "job": str(job.pk), "plan": str(private.pk)}
+    token, _ = token_create(user=other_subscription.owner, name="b-token", scope="write")
+    return {
+        "vm": str(vm.pk),
+        "subscription": str(other_subscription.pk),
+        "job": str(job.pk),
+        "plan": str(private.pk),
+        "token": str(token.pk),
+    }
 
 
 TENANT_ROUTES = object_routes("portal.urls.tenant")
@@ -160,6 +182,7 @@ def test_the_walker_sees_the_routes_that_matter():
         "tenant-api:subscription-detail",
         "tenant-api:job-detail",
         "tenant:job",
+        "tenant:token-revoke",
     } <= names
 
 

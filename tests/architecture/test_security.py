@@ -4,7 +4,6 @@ still serves plain http://127.0.0.1."""
 
 from __future__ import annotations
 
-import base64
 import os
 import re
 import subprocess
@@ -88,21 +87,6 @@ def test_axes_reset_unlocks(tenant_user):
     assert _post_sign_in(Client(), tenant_user.email, factories.PASSWORD).status_code == 429
     call_command("axes_reset_username", tenant_user.email)
     assert _post_sign_in(Client(), tenant_user.email, factories.PASSWORD).status_code == 302
-
-
-def test_api_basic_auth_failures_lock_out_too_with_the_error_body(tenant_user):
-    def basic(password: str) -> dict[str, str]:
-        token = base64.b64encode(f"{tenant_user.email}:{password}".encode()).decode()
-        return {"HTTP_AUTHORIZATION": f"Basic {token}"}
-
-    client = Client()
-    for _ in range(2):
-        assert client.get("/api/v1/plans/", **basic("wrong-password")).status_code in (401, 403)
-    assert client.get("/api/v1/plans/", **basic("wrong-password")).status_code == 429
-    response = client.get("/api/v1/plans/", **basic(factories.PASSWORD))
-    assert response.status_code == 429
-    assert response.json() == {"code": "locked_out", "message": response.json()["message"], "fields": {}}
-    assert LOCKED in response.json()["message"]
 
 
 # --- Content-Security-Policy -----------------------------------------------------------------------------
