@@ -4,15 +4,22 @@ floor: the VM list API's first page without DRF — the same selectors (so the s
 middleware and session sign-in, the same fields, rows built by hand and returned by JsonResponse.
 It is what the API could cost at best; the API is measured against it.
 minimal: the cheapest Django JSON view (no session read, no query): the framework's own ceiling.
+auth probes (bench/api_auth.py): the smallest DRF view behind one authentication class each, so
+what differs between them is the cost of authenticating (Basic auth is no longer in the product).
 """
 
 from __future__ import annotations
 
 from django.contrib.auth.decorators import login_required
 from django.http import HttpRequest, JsonResponse
+from rest_framework.authentication import BasicAuthentication, SessionAuthentication
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
 
 from fabric.selectors import vm_active_jobs, vm_list
 from fabric.services import vm_allowed_actions
+from tenants.auth import TokenAuthentication
 
 PAGE = 50
 
@@ -54,3 +61,19 @@ def floor_vm_list(request: HttpRequest) -> JsonResponse:
 
 def minimal(request: HttpRequest) -> JsonResponse:
     return JsonResponse({"ok": True})
+
+
+class AuthProbe(APIView):
+    """Answers the signed-in account's id: DRF's default permission (IsAuthenticated) applies."""
+
+    def get(self, request: Request) -> Response:
+        return Response({"user": request.user.pk})
+
+
+def auth_probe(authentication_class: type) -> object:
+    return AuthProbe.as_view(authentication_classes=[authentication_class])
+
+
+session_probe = auth_probe(SessionAuthentication)
+token_probe = auth_probe(TokenAuthentication)
+basic_probe = auth_probe(BasicAuthentication)
