@@ -6,12 +6,14 @@ class FabricConfig(AppConfig):
     verbose_name = "Fabric: stamps, clouds and virtual machines"
 
     def ready(self) -> None:
-        from portal import jobs
+        from portal import jobs, navigation
         from tenants import quotas
 
         from .drivers import DriverError, Unavailable
+        from .navigation import NAVIGATION
         from .quotas import VMCloudQuota
 
         quotas.register(VMCloudQuota())
+        navigation.register(*NAVIGATION)
         jobs.register_user_error(DriverError)
         jobs.register_transient_error(Unavailable)

@@ -1,5 +1,14 @@
+from typing import Any
+
 from django.apps import AppConfig
+from django.db.models import QuerySet
 from django.utils.module_loading import autodiscover_modules
+
+
+def _active_jobs(user: Any) -> QuerySet[Any]:
+    from portal.selectors import job_list
+
+    return job_list(user=user).filter(state__in=["queued", "running"])
 
 
 class PortalConfig(AppConfig):
@@ -7,5 +16,17 @@ class PortalConfig(AppConfig):
     verbose_name = "Canopy portal"
 
     def ready(self) -> None:
+        from portal import navigation
+        from portal.navigation import OverviewTile, RailEntry, Site
+        from portal.views.dashboards import recent_jobs_tile
+
         # Each app registers its job handlers in its own jobs.py (like admin.py for django.contrib.admin).
         autodiscover_modules("jobs")
+        # The portal's own pages: each site's overview first and its jobs last, the services between.
+        homes: tuple[tuple[Site, str], ...] = (("staff", "Overview"), ("tenant", "All items"))
+        for site, home in homes:
+            navigation.register(
+                RailEntry(site, home, f"{site}:dashboard", order=0),
+                RailEntry(site, "Jobs", f"{site}:jobs", order=90, count=_active_jobs, active=("job",)),
+                OverviewTile(site, "Recent jobs", "components/_overview_jobs.html", recent_jobs_tile, order=90),
+            )

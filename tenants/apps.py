@@ -6,9 +6,12 @@ class TenantsConfig(AppConfig):
     verbose_name = "Tenants, plans and subscriptions"
 
     def ready(self) -> None:
+        from portal import navigation
         from portal.access import register_subscription_scope
 
         from .models import Subscription
+        from .navigation import NAVIGATION
 
         # Jobs, histories and every subscription's resources are scoped by this one rule.
         register_subscription_scope(Subscription.objects.visible_ids)
+        navigation.register(*NAVIGATION)

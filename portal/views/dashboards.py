@@ -9,11 +9,10 @@ from django.shortcuts import render
 from django.utils import timezone
 from django.utils.timesince import timesince
 
-from fabric.selectors import cloud_list, vm_list
 from portal.models import JobState
+from portal.navigation import overview_tiles
 from portal.pagination import cursor_page
 from portal.selectors import job_list, jobs_waiting_for_worker
-from tenants.selectors import plan_list, subscription_list
 
 
 def _duration(seconds: float) -> str:
@@ -23,31 +22,22 @@ def _duration(seconds: float) -> str:
 
 @login_required
 def staff_dashboard(request: HttpRequest) -> HttpResponse:
-    return render(
-        request,
-        "staff/dashboard.html",
-        {
-            "clouds": cloud_list(user=request.user),
-            "plans": plan_list(user=request.user)[:10],
-            "jobs": list(job_list(user=request.user)[:10]),
-            "waiting_jobs": jobs_waiting_for_worker(user=request.user).count(),
-            "waiting_threshold": _duration(settings.CANOPY_JOB_WAITING_SECONDS),
-        },
-    )
+    """The services' registered tiles, under a warning when no worker is taking jobs."""
+    context = {
+        "tiles": overview_tiles(request, "staff"),
+        "waiting_jobs": jobs_waiting_for_worker(user=request.user).count(),
+        "waiting_threshold": _duration(settings.CANOPY_JOB_WAITING_SECONDS),
+    }
+    return render(request, "staff/dashboard.html", context)
 
 
 @login_required
 def tenant_dashboard(request: HttpRequest) -> HttpResponse:
-    subscriptions = list(subscription_list(user=request.user))
-    return render(
-        request,
-        "tenant/dashboard.html",
-        {
-            "subscriptions": subscriptions,
-            "vms": vm_list(user=request.user)[:10],
-            "jobs": list(job_list(user=request.user)[:10]),
-        },
-    )
+    return render(request, "tenant/dashboard.html", {"tiles": overview_tiles(request, "tenant")})
+
+
+def recent_jobs_tile(request: HttpRequest) -> dict:
+    return {"jobs": list(job_list(user=request.user)[:10])}
 
 
 @login_required

@@ -190,7 +190,7 @@ def test_list_pages_by_cursor_newest_first(tenant_client, tenant_user, endpoint)
 
 
 def test_the_rail_count_is_bounded(tenant_client, subscription, endpoint, settings, monkeypatch):
-    monkeypatch.setattr("portal.context_processors.RAIL_COUNT_LIMIT", 2)
+    monkeypatch.setattr("portal.navigation.RAIL_COUNT_LIMIT", 2)
     for i in range(3):
         make_vm(subscription, endpoint, f"vm{i}")
     body = tenant_client.get(reverse("tenant:dashboard")).content.decode()
