@@ -6,11 +6,9 @@ Core code never imports a concrete driver; it asks for the one an endpoint names
 from __future__ import annotations
 
 from collections.abc import Mapping
-from functools import cache
-from importlib.metadata import entry_points
 from typing import Any
 
-from django.utils.module_loading import import_string
+from portal.backends import BackendLoader
 
 from .base import (
     Capacity,
@@ -51,6 +49,7 @@ __all__ = [
     "VMSpec",
     "available_drivers",
     "driver_class",
+    "driver_loader",
     "load_driver",
 ]
 
@@ -58,25 +57,20 @@ __all__ = [
 _BUILTIN = {"simulator": "fabric.drivers.simulator.SimulatorDriver"}
 
 
+driver_loader: BackendLoader[FabricDriver] = BackendLoader(
+    group=ENTRY_POINT_GROUP, base=FabricDriver, builtins=_BUILTIN, kind="fabric driver"
+)
+
+
 def available_drivers() -> dict[str, str]:
     """Driver names that can be chosen when registering an endpoint -> dotted path."""
-    found = dict(_BUILTIN)
-    for ep in entry_points(group=ENTRY_POINT_GROUP):
-        found[ep.name] = ep.value.replace(":", ".")
-    return found
+    return driver_loader.available()
 
 
-@cache
 def driver_class(name: str) -> type[FabricDriver]:
     """Resolve a driver name (entry point) or dotted path to its class. Raises ImportError."""
-    path = available_drivers().get(name, name)
-    if "." not in path:
-        raise ImportError(f"No fabric driver named '{name}'.")
-    cls = import_string(path)
-    if not (isinstance(cls, type) and issubclass(cls, FabricDriver)):
-        raise ImportError(f"'{path}' is not a FabricDriver.")
-    return cls
+    return driver_loader.resolve(name)
 
 
 def load_driver(name: str, settings: Mapping[str, Any]) -> FabricDriver:
-    return driver_class(name)(settings)
+    return driver_loader.load(name, settings)
