@@ -5,17 +5,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.db.models import QuerySet
 from django.http import HttpRequest
 
 from portal.navigation import NewChoice, OverviewTile, RailEntry
 
 from .models import FabricEndpoint, VirtualMachine
 from .selectors import cloud_list, vm_list
-
-
-def _endpoints(user: Any) -> QuerySet[FabricEndpoint]:
-    return FabricEndpoint.objects.all() if user.is_staff else FabricEndpoint.objects.none()
 
 
 def _clouds(request: HttpRequest) -> dict[str, Any]:
@@ -27,7 +22,9 @@ def _recent_vms(request: HttpRequest) -> dict[str, Any]:
 
 
 NAVIGATION = (
-    RailEntry("staff", "Fabric", "staff:endpoints", order=10, count=_endpoints, active=("endpoint",)),
+    RailEntry(
+        "staff", "Fabric", "staff:endpoints", order=10, count=FabricEndpoint.objects.visible_to, active=("endpoint",)
+    ),
     RailEntry(
         "tenant",
         "Virtual machines",

@@ -7,6 +7,7 @@ from typing import Any
 from django.db.models import QuerySet
 from django.http import HttpRequest
 
+from portal.access import is_staff
 from portal.navigation import NewChoice, OverviewTile, RailEntry
 
 from .models import Plan, Subscription, User
@@ -14,7 +15,7 @@ from .selectors import plan_list
 
 
 def _accounts(user: Any) -> QuerySet[User]:
-    return User.objects.filter(is_staff=False) if user.is_staff else User.objects.none()
+    return User.objects.filter(is_staff=False) if is_staff(user) else User.objects.none()
 
 
 def _plans(request: HttpRequest) -> dict[str, Any]:
