@@ -91,6 +91,19 @@ def test_unknown_api_paths_answer_json_even_when_signed_out(db, path):
     assert_error(Client().get(path), 404, "not_found")
 
 
+@pytest.mark.parametrize("method", ["get", "post"])
+def test_an_api_path_without_its_slash_is_the_json_404_not_a_redirect(api, method):
+    """A redirect isn't JSON, and a client that follows one loses its POST body."""
+    response = getattr(api, method)("/api/v1/vms", {}, format="json")
+    body = assert_error(response, 404, "not_found")
+    assert body["message"]
+
+
+def test_pages_still_get_their_slash_added(tenant_client):
+    response = tenant_client.get("/jobs")
+    assert (response.status_code, response["Location"]) == (301, "/jobs/")
+
+
 def test_pages_outside_the_api_keep_the_portal_404_page(tenant_client):
     response = tenant_client.get("/vms/1.5/")
     assert response.status_code == 404 and response["Content-Type"].startswith("text/html")
