@@ -20,8 +20,17 @@ class CatalogQuerySet(ScopedQuerySet[Any]):
     offered cloud), unless retired."""
 
     def tenant_scope(self, user: Any) -> CatalogQuerySet:
+        from tenants.models import Subscription
+
+        plans = Subscription.objects.filter(pk__in=visible_subscription_ids(user)).values("plan_id")
+        return self.offered_by(plans)
+
+    def offered_by(self, plans: Any) -> CatalogQuerySet:
+        """What plans (ids, or a queryset of them) offer: the items of the endpoint of each plan's
+        VM cloud, unless the fabric retired the item or that cloud. The one rule of the catalog."""
         offered = self.filter(
-            endpoint__stamps__clouds__plan_services__plan__subscriptions__in=visible_subscription_ids(user),
+            endpoint__stamps__clouds__plan_services__plan__in=plans,
+            endpoint__stamps__clouds__retired_at__isnull=True,
             retired_at__isnull=True,
         )
         return self.filter(pk__in=offered.values("pk"))

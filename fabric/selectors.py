@@ -16,7 +16,6 @@ from .models import (
     HardwareProfile,
     Stamp,
     VirtualMachine,
-    VMCloudPlanService,
     VMTemplate,
 )
 
@@ -62,14 +61,8 @@ def vm_active_jobs(vms: list[VirtualMachine]) -> dict[str, Job]:
 def vm_catalog(*, subscription: Subscription) -> tuple[QuerySet[VMTemplate], QuerySet[HardwareProfile]]:
     """Templates and sizes a subscription can choose from: those of its plan's cloud's endpoint that
     the fabric still reports (none if the cloud itself is retired)."""
-    offer = VMCloudPlanService.objects.select_related("cloud__stamp").filter(plan_id=subscription.plan_id).first()
-    if offer is None or offer.cloud.retired_at is not None:
-        return VMTemplate.objects.none(), HardwareProfile.objects.none()
-    endpoint_id = offer.cloud.stamp.endpoint_id
-    return (
-        VMTemplate.objects.filter(endpoint_id=endpoint_id, retired_at__isnull=True),
-        HardwareProfile.objects.filter(endpoint_id=endpoint_id, retired_at__isnull=True),
-    )
+    plans = [subscription.plan_id]
+    return VMTemplate.objects.offered_by(plans), HardwareProfile.objects.offered_by(plans)
 
 
 def endpoint_get(*, pk: Any) -> FabricEndpoint:

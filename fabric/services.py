@@ -6,6 +6,7 @@ fabric itself is only ever called from job handlers (fabric.jobs), never from a 
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import threading
 import uuid
@@ -22,7 +23,7 @@ from django.utils.text import slugify
 
 from portal import crypto
 from portal.columns import validate_columns
-from portal.exceptions import Conflict, NotAllowed
+from portal.exceptions import Conflict, NotAllowed, ServiceError
 from portal.jobs import job_create
 from portal.models import Job
 from tenants.models import Plan, Subscription, User
@@ -336,6 +337,37 @@ def vm_action(*, vm: VirtualMachine, action: str, created_by: User | None = None
         VM_STATES.transition(locked, target=declared.busy_state, job=job, actor=created_by)
     vm.state, vm.updated_at = locked.state, locked.updated_at
     return job
+
+
+BULK_MAX = 100  # two list pages' worth: more than that is a mistake, not a selection
+
+
+@dataclasses.dataclass
+class BulkResult:
+    """What a bulk action did: the VMs whose job started, and each refusal with its message."""
+
+    started: list[VirtualMachine] = dataclasses.field(default_factory=list)
+    refused: list[tuple[VirtualMachine, str]] = dataclasses.field(default_factory=list)
+
+
+def vm_bulk_action(*, vms: list[VirtualMachine], action: str, created_by: User | None = None) -> BulkResult:
+    """Apply one declared action to each VM through vm_action, on its own: a refusal (its state, its
+    subscription) is recorded with the VM and the others go ahead. The caller resolves the VMs
+    through `visible_to`. Raises ValidationError for more than BULK_MAX VMs or an unknown action."""
+    if action not in VM_ACTIONS:
+        raise ValidationError({"action": f"Unknown action '{action}'."})
+    if len(vms) > BULK_MAX:
+        raise ValidationError({"vm": f"Select at most {BULK_MAX} virtual machines at a time."})
+    result = BulkResult()
+    for vm in vms:
+        try:
+            vm_action(vm=vm, action=action, created_by=created_by)
+        except (ServiceError, ValidationError) as exc:
+            message = exc.message if isinstance(exc, ServiceError) else " ".join(exc.messages)
+            result.refused.append((vm, message))
+        else:
+            result.started.append(vm)
+    return result
 
 
 def vm_prepare_retry(*, job: Job, by: User | None) -> None:

@@ -66,6 +66,18 @@ class ScopedQuerySet(models.QuerySet[M]):
         return self.none()
 
 
+class OwnedQuerySet(ScopedQuerySet[M]):
+    """Personal rows (e.g. API tokens, credentials): everyone sees only their own, staff included;
+    the exception to "staff see everything", made here rather than by hand in a selector."""
+
+    owner_field = "user"
+
+    def visible_to(self, user: Any) -> Self:
+        if not getattr(user, "is_authenticated", False):
+            return self.none()
+        return self.filter(**{self.owner_field: user})
+
+
 class SubscriptionScopedQuerySet(ScopedQuerySet[M]):
     """Rows with a `subscription`: a tenant sees those of the subscriptions it may see."""
 

@@ -47,9 +47,7 @@ TOKEN_DIGEST_PURPOSE = "api-tokens"  # noqa: S105  # a key-derivation label
 
 def token_list(*, user: Any) -> QuerySet[APIToken]:
     """The user's own API tokens, newest first (staff see only theirs too: a token is personal)."""
-    if not getattr(user, "is_authenticated", False):
-        return APIToken.objects.none()
-    return APIToken.objects.filter(user=user).order_by("-created_at", "-id")
+    return APIToken.objects.visible_to(user).order_by("-created_at", "-id")
 
 
 def token_get(*, user: Any, pk: Any) -> APIToken:

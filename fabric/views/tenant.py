@@ -18,7 +18,6 @@ from django.shortcuts import redirect, render
 from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils.html import format_html
-from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_POST
 from django.views.decorators.vary import vary_on_headers
 
@@ -26,20 +25,21 @@ from portal.exceptions import ServiceError
 from portal.forms import apply_service_error, error_message
 from portal.models import Job
 from portal.pagination import cursor_page
+from portal.views import safe_next
 from portal.views.jobs import job_poll_response
 from tenants.models import Subscription
 from tenants.quotas import quota_list
 from tenants.selectors import subscription_get
 
+from .. import services
 from ..forms import VMQuickCreateForm
 from ..lifecycle import VM_ACTIONS, VMAction
 from ..models import VirtualMachine
 from ..selectors import vm_active_jobs, vm_get, vm_job_list, vm_list, vm_state_history
-from ..services import vm_action, vm_create
+from ..services import BULK_MAX, vm_action, vm_create
 
 RECENT_JOBS = 10
 RECENT_STATE_CHANGES = 20
-BULK_MAX = 100  # two list pages' worth: more than that is a mistake, not a selection
 
 
 def _is_partial_request(request: HttpRequest) -> bool:
@@ -181,13 +181,6 @@ def _selected_ids(request: HttpRequest) -> list[uuid.UUID]:
     return list(dict.fromkeys(ids))
 
 
-def _back_to_list(request: HttpRequest) -> str:
-    """The list page the form was posted from (its page and filter), never another site."""
-    target = request.POST.get("next", "")
-    allowed = url_has_allowed_host_and_scheme(target, {request.get_host()}, require_https=request.is_secure())
-    return target if allowed and target.startswith(reverse("tenant:vms")) else reverse("tenant:vms")
-
-
 @login_required
 @require_POST
 def vm_bulk_action(request: HttpRequest) -> HttpResponse:
@@ -195,7 +188,7 @@ def vm_bulk_action(request: HttpRequest) -> HttpResponse:
     each refusal is a message naming its VM, the others go ahead. VMs the user can't see count as
     not found. A destructive action (delete) first answers a page listing the VMs to confirm."""
     declared = _declared_or_404(request.POST.get("action", ""))
-    back = _back_to_list(request)
+    back = safe_next(request, default=reverse("tenant:vms"), under=reverse("tenant:vms"))
     ids = _selected_ids(request)
     if len(ids) > BULK_MAX:
         messages.error(request, f"Select at most {BULK_MAX} virtual machines at a time.")
@@ -214,17 +207,12 @@ def vm_bulk_action(request: HttpRequest) -> HttpResponse:
         allowed_count = sum(not row["reason"] for row in rows)
         context = {"action": declared, "rows": rows, "next": back, "allowed_count": allowed_count}
         return render(request, "tenant/fabric/vm_bulk_confirm.html", context)
-    started = []
-    for vm in vms:
-        try:
-            vm_action(vm=vm, action=declared.name, created_by=request.user)
-        except (ServiceError, ValidationError) as exc:
-            message = error_message(exc)
-            messages.error(request, message if f"'{vm.name}'" in message else f"'{vm.name}': {message}")
-        else:
-            started.append(f"'{vm.name}'")
-    if started:
-        messages.success(request, f"{declared.progress} {', '.join(started)}. Progress is shown below.")
+    result = services.vm_bulk_action(vms=vms, action=declared.name, created_by=request.user)
+    for vm, message in result.refused:
+        messages.error(request, message if f"'{vm.name}'" in message else f"'{vm.name}': {message}")
+    if result.started:
+        names = ", ".join(f"'{vm.name}'" for vm in result.started)
+        messages.success(request, f"{declared.progress} {names}. Progress is shown below.")
     return redirect(back)
 
 

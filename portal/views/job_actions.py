@@ -12,13 +12,14 @@ from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect
-from django.utils.http import url_has_allowed_host_and_scheme
+from django.urls import reverse
 from django.views.decorators.http import require_POST
 
 from portal.exceptions import ServiceError
 from portal.jobs import job_cancel, job_retry
 from portal.models import Job
 from portal.selectors import job_get
+from portal.views import safe_next
 
 
 def _act(request: HttpRequest, pk: Any, act: Callable[..., Job], done: str) -> HttpResponse:
@@ -32,10 +33,8 @@ def _act(request: HttpRequest, pk: Any, act: Callable[..., Job], done: str) -> H
         messages.error(request, exc.message)
     else:
         messages.success(request, f"{done} '{job.label}'.")
-    target = request.POST.get("next", "")
-    if target and url_has_allowed_host_and_scheme(target, {request.get_host()}, require_https=request.is_secure()):
-        return redirect(target)
-    return redirect(f"{request.resolver_match.namespace}:job" if request.resolver_match else "job", pk=job.pk)
+    namespace = request.resolver_match.namespace if request.resolver_match else ""
+    return redirect(safe_next(request, default=reverse(f"{namespace}:job" if namespace else "job", args=[job.pk])))
 
 
 @login_required

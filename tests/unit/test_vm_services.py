@@ -97,3 +97,20 @@ def test_quick_create_costs_the_same_statements_however_many_vms_exist(subscript
     with CaptureQueriesContext(connection) as queries:
         create(subscription, endpoint, name="new", template=template, size=size)
     assert len(queries) == 8, "\n".join(q["sql"][:120] for q in queries.captured_queries)
+
+
+def test_a_bulk_action_starts_what_it_may_and_names_each_refusal(subscription, endpoint):
+    from fabric.services import BULK_MAX, vm_bulk_action
+
+    running = factories.make_vm(subscription, endpoint, "running")
+    stopped = factories.make_vm(subscription, endpoint, "stopped")
+    vm_action(vm=stopped, action="stop")
+    factories.run_queued_jobs()
+    stopped.refresh_from_db()
+    result = vm_bulk_action(vms=[running, stopped], action="stop")
+    assert [vm.name for vm in result.started] == ["running"]
+    assert [(vm.name, "stopped" in message) for vm, message in result.refused] == [("stopped", True)]
+    with pytest.raises(ValidationError):
+        vm_bulk_action(vms=[running] * (BULK_MAX + 1), action="start")
+    with pytest.raises(ValidationError):
+        vm_bulk_action(vms=[running], action="explode")
