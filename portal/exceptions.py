@@ -28,6 +28,14 @@ class NotAllowed(ServiceError):
     status = 409
 
 
+class Forbidden(ServiceError):
+    """The user may see the object but not do this to it (e.g. a co-administrator cancelling a
+    subscription only its owner may cancel)."""
+
+    code = "forbidden"
+    status = 403
+
+
 class Conflict(ServiceError):
     code = "conflict"
     status = 409

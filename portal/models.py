@@ -148,3 +148,42 @@ class StateTransition(models.Model):
 
     def __str__(self) -> str:
         return f"{self.resource_type} {self.resource_id}: {self.from_state or '∅'} → {self.to_state}"
+
+
+class SignupPolicy(models.TextChoices):
+    OPEN = "open", "Open: anyone may sign up"
+    INVITATION = "invitation", "Invitation only: sign-up needs an invitation staff sent"
+    CLOSED = "closed", "Closed: nobody may sign up"
+
+
+class PortalSettings(models.Model):
+    """Provider settings that staff change in the admin portal, rather than in the environment.
+
+    One row (pk=1, read through `load`); each setting is a typed column, so a later one (TOTP required
+    for staff, ...) is a field and a migration, validated like any other.
+    """
+
+    SINGLETON_PK = 1
+
+    signup_policy = models.CharField(
+        max_length=16,
+        choices=SignupPolicy.choices,
+        default=SignupPolicy.OPEN,
+        help_text="Who may create a tenant account on the tenant portal's sign-up page",
+    )
+    updated_at = models.DateTimeField(auto_now=True)
+    updated_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+
+    class Meta:
+        verbose_name_plural = "portal settings"
+
+    def __str__(self) -> str:
+        return "Portal settings"
+
+    @classmethod
+    def load(cls) -> PortalSettings:
+        """The settings row, created with the defaults the first time it is read."""
+        row, _ = cls.objects.get_or_create(pk=cls.SINGLETON_PK)
+        return row

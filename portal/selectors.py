@@ -10,7 +10,7 @@ from django.conf import settings
 from django.db.models import Q, QuerySet
 from django.db.models.functions import Now
 
-from portal.models import Job, JobState, StateTransition
+from portal.models import Job, JobState, PortalSettings, StateTransition
 
 
 def job_list(*, user: Any) -> QuerySet[Job]:
@@ -35,3 +35,13 @@ def state_history(*, user: Any, resource_type: str, resource_id: Any) -> QuerySe
     """A resource's recorded state changes (oldest first) with their job and actor."""
     rows = StateTransition.objects.visible_to(user).filter(resource_type=resource_type, resource_id=str(resource_id))
     return rows.select_related("job", "actor")
+
+
+def portal_settings_get() -> PortalSettings:
+    """The provider settings (sign-up policy, ...), read now: a change shows on the next request."""
+    return PortalSettings.load()
+
+
+def signup_policy() -> str:
+    """open, invitation or closed (portal.models.SignupPolicy)."""
+    return portal_settings_get().signup_policy

@@ -22,3 +22,11 @@ class TokenCreateForm(forms.Form):
         widget=forms.DateInput(attrs={"type": "date"}),
         help_text="The last day (UTC) the token works. Leave empty for no expiry.",
     )
+
+
+class CoAdminAddForm(forms.Form):
+    email = forms.EmailField(
+        label="Email address of the co-administrator",
+        widget=forms.EmailInput(attrs={"autocomplete": "off"}),
+        help_text="A tenant account with a verified email address.",
+    )

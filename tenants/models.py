@@ -24,6 +24,9 @@ class UserManager(BaseUserManager["User"]):
     def create_user(self, email: str, password: str | None = None, **extra: object) -> User:
         if not email:
             raise ValueError("an email address is required")
+        # Accounts made here (staff, the demo seed, scripts) are vouched for; self sign-up
+        # (tenants.services.account_signup) passes email_verified_at=None and sends a link.
+        extra.setdefault("email_verified_at", timezone.now())
         user = self.model(email=self.normalize_email(email).lower(), **extra)
         user.set_password(password)
         user.save(using=self._db)
@@ -43,6 +46,9 @@ class User(AbstractBaseUser, PermissionsMixin):
     is_staff = models.BooleanField(default=False, help_text="Provider staff (admin portal) account")
     is_active = models.BooleanField(default=True)  # type: ignore[misc]  # a field, as in AbstractUser
     date_joined = models.DateTimeField(default=timezone.now)
+    email_verified_at = models.DateTimeField(
+        null=True, blank=True, help_text="When the account proved it reads its email address (null: not yet)"
+    )
 
     objects = UserManager()
 
@@ -61,6 +67,10 @@ class User(AbstractBaseUser, PermissionsMixin):
 
     def get_short_name(self) -> str:
         return self.full_name.split(" ")[0] if self.full_name else self.email
+
+    @property
+    def email_verified(self) -> bool:
+        return self.email_verified_at is not None
 
 
 class PlanState(models.TextChoices):
@@ -153,3 +163,66 @@ class APIToken(models.Model):
 
     def is_expired(self, now: Any = None) -> bool:
         return self.expires_at is not None and self.expires_at <= (now or timezone.now())
+
+
+class SubscriptionCoAdmin(models.Model):
+    """Another tenant account that manages a subscription's resources beside its owner.
+
+    A co-administrator sees the subscription and everything in it (the access rule,
+    SubscriptionQuerySet.tenant_scope, reads these rows), but only the owner may cancel it, buy
+    add-ons or manage co-administrators (tenants.selectors.subscription_role). Removing the row takes
+    effect on the co-administrator's next request: nothing about it is cached in the session.
+    """
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    subscription = models.ForeignKey(Subscription, on_delete=models.CASCADE, related_name="coadmins")
+    user = models.ForeignKey(User, on_delete=models.CASCADE, related_name="coadministered")
+    added_by = models.ForeignKey(User, on_delete=models.SET_NULL, null=True, blank=True, related_name="+")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["created_at"]
+        constraints = [models.UniqueConstraint(fields=["subscription", "user"], name="coadmin_once_per_subscription")]
+        # visible_ids reads "the subscriptions this user co-administers" on every scoped request.
+        indexes = [models.Index(fields=["user", "subscription"])]
+
+    def __str__(self) -> str:
+        return f"{self.user} on {self.subscription}"
+
+
+class SignupInvitation(models.Model):
+    """A single-use invitation for one email address to create a tenant account, made by staff; the
+    sign-up page requires one while the sign-up policy is "invitation only".
+
+    Only a keyed hash of its code is stored (like API tokens), plus its first characters to tell
+    invitations apart; the code is sent by email and shown to staff once, at creation.
+    """
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    email = models.EmailField()
+    prefix = models.CharField(max_length=16)
+    digest = models.CharField(max_length=64, unique=True)
+    created_by = models.ForeignKey(User, on_delete=models.SET_NULL, null=True, blank=True, related_name="+")
+    created_at = models.DateTimeField(auto_now_add=True)
+    expires_at = models.DateTimeField()
+    used_at = models.DateTimeField(null=True, blank=True)
+    used_by = models.ForeignKey(User, on_delete=models.SET_NULL, null=True, blank=True, related_name="+")
+    revoked_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        indexes = [models.Index(fields=["-created_at", "id"])]
+
+    def __str__(self) -> str:
+        return f"Invitation for {self.email}"
+
+    @property
+    def status(self) -> str:
+        """used, revoked, expired or pending: what the staff list shows."""
+        if self.used_at:
+            return "used"
+        if self.revoked_at:
+            return "revoked"
+        if self.expires_at <= timezone.now():
+            return "expired"
+        return "pending"

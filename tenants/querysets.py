@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from django.db.models import Q
+
 from portal.access import ScopedQuerySet
 
 if TYPE_CHECKING:
@@ -22,8 +24,20 @@ class PlanQuerySet(ScopedQuerySet["Plan"]):
 
 class SubscriptionQuerySet(ScopedQuerySet["Subscription"]):
     def tenant_scope(self, user: Any) -> SubscriptionQuerySet:
-        """A tenant sees the subscriptions it owns that aren't deleted."""
-        return self.filter(owner=user).exclude(state="deleted")
+        """A tenant sees the subscriptions it owns or co-administers that aren't deleted.
+
+        Co-administration is a subquery, not a join: a join would repeat an owned subscription once
+        per co-administrator. Nothing of it is cached, so a removed co-administrator loses the
+        subscription (and everything scoped by it) on the next request.
+        """
+        from .models import SubscriptionCoAdmin
+
+        coadministered = SubscriptionCoAdmin.objects.filter(user=user).values("subscription_id")
+        return self.filter(Q(owner=user) | Q(pk__in=coadministered)).exclude(state="deleted")
+
+    def owned_by(self, user: Any) -> SubscriptionQuerySet:
+        """Of the visible subscriptions, those `user` owns (what it holds against a plan's limit)."""
+        return self.visible_to(user).filter(owner=user)
 
     def visible_ids(self, user: Any) -> list[Any]:
         """Ids of the subscriptions `user` may see, read now. Lists scoped by subscription filter on

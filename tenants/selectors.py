@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 from django.db.models import Count, Q, QuerySet
 
 from portal.access import is_staff
 from portal.crypto import keyed_digests
 
-from .models import APIToken, Plan, Subscription, SubscriptionState, User
+from .models import APIToken, Plan, SignupInvitation, Subscription, SubscriptionCoAdmin, SubscriptionState, User
 
 
 def plan_list(*, user: Any) -> QuerySet[Plan]:
@@ -30,6 +30,41 @@ def subscription_get(*, user: Any, pk: Any) -> Subscription:
     return subscription_list(user=user).get(pk=pk)
 
 
+SubscriptionRole = Literal["owner", "coadmin"]
+
+
+def subscription_role(user: Any, subscription: Subscription) -> SubscriptionRole | None:
+    """What `user` is to the subscription: "owner", "coadmin", or None (anyone else, staff included).
+
+    The one check behind every owner-only action (cancel, add-ons, co-administrators): callers
+    guard with tenants.services.subscription_require_owner. Read now, at most one query, so a
+    co-administrator removed a moment ago is no longer one.
+    """
+    if not getattr(user, "is_authenticated", False):
+        return None
+    if subscription.owner_id == user.pk:
+        return "owner"
+    if SubscriptionCoAdmin.objects.filter(subscription=subscription, user=user).exists():
+        return "coadmin"
+    return None
+
+
+def subscription_held(*, user: Any) -> QuerySet[Subscription]:
+    """The subscriptions `user` owns (not those it co-administers): what counts against a plan's limit."""
+    return Subscription.objects.owned_by(user)
+
+
+def coadmin_list(*, subscription: Subscription) -> QuerySet[SubscriptionCoAdmin]:
+    """The subscription's co-administrators with their accounts, oldest first (one query).
+
+    The caller has checked who may read them (the owner: subscription_require_owner)."""
+    return (
+        SubscriptionCoAdmin.objects.filter(subscription=subscription)
+        .select_related("user")
+        .order_by("created_at", "id")
+    )
+
+
 def account_list(*, user: Any) -> QuerySet[User]:
     """Tenant accounts with their live subscription count; staff only (others see none)."""
     if not is_staff(user):
@@ -39,6 +74,13 @@ def account_list(*, user: Any) -> QuerySet[User]:
         .annotate(subscription_count=Count("subscriptions", filter=~Q(subscriptions__state=SubscriptionState.DELETED)))
         .order_by("email")
     )  # aggregation drops Meta.ordering; pages need a stable order
+
+
+def signup_invitation_list(*, user: Any) -> QuerySet[SignupInvitation]:
+    """Sign-up invitations, newest first; staff only (others see none)."""
+    if not is_staff(user):
+        return SignupInvitation.objects.none()
+    return SignupInvitation.objects.select_related("used_by", "created_by").order_by("-created_at", "-id")
 
 
 TOKEN_PREFIX = "cnp_"  # noqa: S105  # a public marker, not a secret

@@ -3,26 +3,48 @@
 from __future__ import annotations
 
 import secrets
+from collections.abc import Callable
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
 from django.contrib.auth.password_validation import validate_password
+from django.core import signing
+from django.core.cache import cache
 from django.core.exceptions import ValidationError
+from django.core.validators import validate_email
 from django.db import IntegrityError, transaction
 from django.db.models import Q
 from django.utils import timezone
 
 from portal.columns import validate_columns
 from portal.crypto import keyed_digests
-from portal.exceptions import Conflict, NotAllowed
+from portal.exceptions import Conflict, Forbidden, NotAllowed
+from portal.models import SignupPolicy
+from portal.selectors import signup_policy
 from tenants import quotas
 
-from .models import APIToken, Plan, PlanState, Subscription, SubscriptionState, TokenScope, User
-from .selectors import TOKEN_DIGEST_PURPOSE, TOKEN_PREFIX
+from .mail import mail_send
+from .models import (
+    APIToken,
+    Plan,
+    PlanState,
+    SignupInvitation,
+    Subscription,
+    SubscriptionCoAdmin,
+    SubscriptionState,
+    TokenScope,
+    User,
+)
+from .selectors import TOKEN_DIGEST_PURPOSE, TOKEN_PREFIX, subscription_role
 
 
-def account_create(*, email: str, password: str, full_name: str = "", is_staff: bool = False) -> User:
-    """Create an account. Raises ValidationError (field errors) for a taken email or weak password."""
+def account_create(
+    *, email: str, password: str, full_name: str = "", is_staff: bool = False, email_verified: bool = True
+) -> User:
+    """Create an account. Raises ValidationError (field errors) for a taken email or weak password.
+
+    `email_verified=False` for self sign-up: the account then can't subscribe until it follows the
+    link email_verification_send mails it."""
     email = User.objects.normalize_email(email).strip().lower()
     if User.objects.filter(email__iexact=email).exists():
         raise ValidationError({"email": "An account with this email address already exists."})
@@ -31,11 +53,158 @@ def account_create(*, email: str, password: str, full_name: str = "", is_staff: 
         validate_password(password, user=candidate)
     except ValidationError as exc:
         raise ValidationError({"password": exc.messages}) from exc
+    verified_at = timezone.now() if email_verified else None
     try:
         with transaction.atomic():
-            return User.objects.create_user(email, password, full_name=full_name, is_staff=is_staff)
+            return User.objects.create_user(
+                email, password, full_name=full_name, is_staff=is_staff, email_verified_at=verified_at
+            )
     except IntegrityError as exc:
         raise ValidationError({"email": "An account with this email address already exists."}) from exc
+
+
+INVITATION_PREFIX = "inv_"
+INVITATION_DIGEST_PURPOSE = "signup-invitations"
+INVITATION_VALID_DAYS = 7
+
+
+def account_signup(*, email: str, password: str, full_name: str = "", invitation_code: str = "") -> User:
+    """A tenant account created on the sign-up page, as the provider's sign-up policy allows.
+
+    Closed: NotAllowed. Invitation only: a valid invitation code for this email address is required
+    (ValidationError on `invitation_code`). The invitation is used up in the same transaction (its row
+    locked, so two sign-ups can't share it) and, since it was mailed to this address, the account is
+    verified at once; without one the account must verify its address (email_verification_send).
+    """
+    policy = signup_policy()
+    if policy == SignupPolicy.CLOSED:
+        raise NotAllowed("Sign-up is closed: ask the provider for an account.")
+    code = (invitation_code or "").strip()
+    if policy == SignupPolicy.INVITATION and not code:
+        raise ValidationError({"invitation_code": "Sign-up is by invitation only: enter the code of your invitation."})
+    with transaction.atomic():
+        invitation = _invitation_take(code=code, email=email) if code else None
+        user = account_create(email=email, password=password, full_name=full_name, email_verified=bool(invitation))
+        if invitation is not None:
+            invitation.used_at = timezone.now()
+            invitation.used_by = user
+            invitation.save(update_fields=["used_at", "used_by"])
+    return user
+
+
+def _invitation_take(*, code: str, email: str) -> SignupInvitation:
+    """The invitation with this code, locked, if it is pending and for `email`; else ValidationError."""
+    invalid = ValidationError(
+        {"invitation_code": "This invitation code is not valid, or was used, revoked or expired."}
+    )
+    if not code.startswith(INVITATION_PREFIX) or len(code) > 200:
+        raise invalid
+    digests = keyed_digests(code, purpose=INVITATION_DIGEST_PURPOSE)
+    invitation = SignupInvitation.objects.select_for_update().filter(digest__in=digests).first()
+    if invitation is None or invitation.status != "pending":
+        raise invalid
+    if invitation.email.lower() != (email or "").strip().lower():
+        raise ValidationError({"email": "This invitation is for another email address."})
+    return invitation
+
+
+def signup_invitation_create(
+    *, by: Any, email: str, link: Callable[[str], str], valid_days: int = INVITATION_VALID_DAYS
+) -> tuple[SignupInvitation, str, bool]:
+    """Invite an email address to sign up: returns the invitation, its code (shown once, never
+    stored) and whether the mail with the sign-up link (`link(code)`) was sent.
+
+    Raises ValidationError for a bad address, one that already has an account, or a validity
+    outside 1 to 90 days.
+    """
+    email = User.objects.normalize_email(email or "").strip().lower()
+    try:
+        validate_email(email)
+    except ValidationError as exc:
+        raise ValidationError({"email": "Enter a valid email address."}) from exc
+    if User.objects.filter(email__iexact=email).exists():
+        raise ValidationError({"email": "An account with this email address already exists."})
+    if not 1 <= valid_days <= 90:
+        raise ValidationError({"valid_days": "An invitation is valid for 1 to 90 days."})
+    code = INVITATION_PREFIX + secrets.token_urlsafe(24)
+    invitation = SignupInvitation.objects.create(
+        email=email,
+        prefix=code[: len(INVITATION_PREFIX) + 6],
+        digest=keyed_digests(code, purpose=INVITATION_DIGEST_PURPOSE)[0],
+        created_by=by if getattr(by, "pk", None) else None,
+        expires_at=timezone.now() + timedelta(days=valid_days),
+    )
+    sent = mail_send(
+        to=email,
+        subject="Your invitation to Canopy",
+        template="email/signup_invitation.txt",
+        context={"invitation": invitation, "code": code, "link": link(code)},
+    )
+    return invitation, code, sent
+
+
+def signup_invitation_revoke(*, invitation: SignupInvitation) -> SignupInvitation:
+    """Revoke a pending invitation: its code no longer signs anyone up. A used one stays used."""
+    SignupInvitation.objects.filter(pk=invitation.pk, used_at__isnull=True, revoked_at__isnull=True).update(
+        revoked_at=timezone.now()
+    )
+    invitation.refresh_from_db(fields=["revoked_at"])
+    return invitation
+
+
+EMAIL_VERIFICATION_SALT = "canopy.tenants.email-verification"
+EMAIL_VERIFICATION_MAX_AGE = timedelta(days=3)
+# One verification mail per account per minute at most (the resend button), counted in the cache.
+EMAIL_VERIFICATION_RESEND_SECONDS = 60
+
+
+def email_verification_token(user: User) -> str:
+    """A signed, timestamped token naming the account and the address it proves: a link made for an
+    old address doesn't verify a new one."""
+    return signing.dumps({"u": user.pk, "e": user.email}, salt=EMAIL_VERIFICATION_SALT)
+
+
+def email_verification_send(*, user: User, link: Callable[[str], str]) -> bool:
+    """Mail the account a link (`link(token)`) that verifies its address; True if the mail was sent.
+
+    Raises NotAllowed if the address is already verified, or if a link was sent less than a minute
+    ago (so the resend button can't flood a mailbox).
+    """
+    if user.email_verified:
+        raise NotAllowed("Your email address is already verified.")
+    if not cache.add(f"email-verification-sent:{user.pk}", 1, EMAIL_VERIFICATION_RESEND_SECONDS):
+        raise NotAllowed("A link was sent less than a minute ago: check your mailbox, or try again in a minute.")
+    return mail_send(
+        to=user.email,
+        subject="Confirm your email address",
+        template="email/verify_email.txt",
+        context={
+            "user": user,
+            "link": link(email_verification_token(user)),
+            "valid_days": EMAIL_VERIFICATION_MAX_AGE.days,
+        },
+    )
+
+
+def email_verify(*, token: str) -> User:
+    """Mark the address the token names as verified (again is a no-op); returns the account.
+
+    Raises ValidationError for a token that is forged, expired (EMAIL_VERIFICATION_MAX_AGE), or for
+    an account that is gone or has changed its address since.
+    """
+    try:
+        data = signing.loads(token, salt=EMAIL_VERIFICATION_SALT, max_age=EMAIL_VERIFICATION_MAX_AGE)
+    except signing.SignatureExpired as exc:
+        raise ValidationError("This link has expired: sign in and send a new one.") from exc
+    except signing.BadSignature as exc:
+        raise ValidationError("This link is not valid.") from exc
+    pk = data.get("u") if isinstance(data, dict) else None
+    user = User.objects.filter(pk=pk, is_active=True).first() if isinstance(pk, int) else None
+    if user is None or user.email != data.get("e"):
+        raise ValidationError("This link is not valid.")
+    User.objects.filter(pk=user.pk, email_verified_at__isnull=True).update(email_verified_at=timezone.now())
+    user.refresh_from_db(fields=["email_verified_at"])
+    return user
 
 
 def plan_create(*, name: str, description: str = "", max_subscriptions_per_account: int = 1) -> Plan:
@@ -71,6 +240,11 @@ def subscription_create(*, owner: User, plan: Plan, name: str = "") -> Subscript
     """Subscribe `owner` to a public plan (staff may subscribe anyone to any non-decommissioned plan)."""
     if owner.is_staff:
         raise NotAllowed("Staff accounts can't hold subscriptions.")
+    if not owner.email_verified:
+        raise NotAllowed(
+            "Verify your email address before subscribing: follow the link we sent you (or send a new one).",
+            code="email_unverified",
+        )
     with transaction.atomic():
         plan = Plan.objects.select_for_update().get(pk=plan.pk)
         if plan.state != PlanState.PUBLIC:
@@ -96,6 +270,47 @@ def subscription_lock(subscription_id: Any, *related: str) -> Subscription:
 def subscription_require_active(subscription: Subscription) -> None:
     if subscription.state != SubscriptionState.ACTIVE:
         raise NotAllowed(f"Subscription '{subscription}' is {subscription.get_state_display().lower()}.")
+
+
+def subscription_require_owner(*, user: Any, subscription: Subscription, action: str = "do this") -> None:
+    """Raise Forbidden (403) unless `user` owns the subscription: co-administrators manage its
+    resources, but cancelling it, buying add-ons and managing co-administrators are the owner's.
+
+    `action` completes the message: "Only the subscription's owner can <action>."."""
+    if subscription_role(user, subscription) != "owner":
+        raise Forbidden(f"Only the owner of subscription '{subscription}' can {action}.")
+
+
+def coadmin_add(*, subscription: Subscription, by: Any, email: str) -> SubscriptionCoAdmin:
+    """Make the tenant account with this email address a co-administrator of the subscription.
+
+    Only the owner may (Forbidden otherwise). The account must be an active tenant account whose
+    address is verified, not the owner, not already a co-administrator: ValidationError on `email`.
+    From the next request on, it sees the subscription and manages its resources.
+    """
+    subscription_require_owner(user=by, subscription=subscription, action="manage co-administrators")
+    if subscription.state == SubscriptionState.DELETED:
+        raise NotAllowed(f"Subscription '{subscription}' is deleted.")
+    email = User.objects.normalize_email(email or "").strip().lower()
+    if not email:
+        raise ValidationError({"email": "Enter the email address of a tenant account."})
+    account = User.objects.filter(email__iexact=email, is_staff=False, is_active=True).first()
+    if account is None or not account.email_verified:
+        raise ValidationError({"email": "No tenant account with a verified email address has this address."})
+    if account.pk == subscription.owner_id:
+        raise ValidationError({"email": "That is the subscription's owner."})
+    try:
+        with transaction.atomic():
+            return SubscriptionCoAdmin.objects.create(subscription=subscription, user=account, added_by=by)
+    except IntegrityError as exc:
+        raise ValidationError({"email": f"{account.email} is already a co-administrator."}) from exc
+
+
+def coadmin_remove(*, subscription: Subscription, by: Any, coadmin: SubscriptionCoAdmin) -> None:
+    """Remove a co-administrator (owner only, Forbidden otherwise); on its next request the account
+    gets 404 for the subscription and everything in it. Removing one already gone is a no-op."""
+    subscription_require_owner(user=by, subscription=subscription, action="manage co-administrators")
+    SubscriptionCoAdmin.objects.filter(pk=coadmin.pk, subscription=subscription).delete()
 
 
 # Shown in lists to tell tokens apart: "cnp_" and 8 random characters, far too few to guess the rest.

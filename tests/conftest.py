@@ -96,3 +96,23 @@ def staff_client(staff_site, staff_user) -> Client:
 def vm_job(subscription, endpoint):
     """A quick-created VM 'web01' and its queued create job."""
     return factories.make_vm_job(subscription, endpoint)
+
+
+@pytest.fixture
+def coadmin_user(db):
+    """Tenant C: co-administrator of tenant A's `subscription` (with the `coadmin` fixture)."""
+    return factories.UserFactory(email="coadmin@example.test")
+
+
+@pytest.fixture
+def coadmin(subscription, tenant_user, coadmin_user):
+    from tenants.services import coadmin_add
+
+    return coadmin_add(subscription=subscription, by=tenant_user, email=coadmin_user.email)
+
+
+@pytest.fixture
+def coadmin_client(coadmin, coadmin_user) -> Client:
+    client = Client()
+    client.force_login(coadmin_user, backend="portal.auth.SiteBackend")
+    return client

@@ -9,7 +9,7 @@ from rest_framework import serializers
 from fabric.api.serializers import PlanVMCloudSerializer, PlanVMQuotasSerializer
 from portal.api import PrimaryKeyRelatedField
 from portal.columns import column_bounds
-from tenants.models import Plan, PlanState, Subscription, User
+from tenants.models import Plan, PlanState, Subscription, SubscriptionCoAdmin, User
 from tenants.selectors import plan_list
 
 
@@ -69,6 +69,35 @@ class SubscriptionSerializer(serializers.ModelSerializer):
         model = Subscription
         fields = ["id", "name", "plan", "state", "created_at"]
         read_only_fields = fields
+
+
+class TenantSubscriptionSerializer(SubscriptionSerializer):
+    """A subscription as a tenant sees it, with what the account is to it."""
+
+    role = serializers.SerializerMethodField(help_text="owner, or coadmin (a co-administrator)")
+
+    class Meta(SubscriptionSerializer.Meta):
+        fields = ["id", "name", "plan", "state", "role", "created_at"]
+        read_only_fields = fields
+
+    def get_role(self, subscription: Subscription) -> str:
+        # The list shows only subscriptions the account owns or co-administers (the access rule).
+        request = self.context.get("request")
+        return "owner" if request is not None and subscription.owner_id == request.user.pk else "coadmin"
+
+
+class CoAdminSerializer(serializers.ModelSerializer):
+    email = serializers.EmailField(source="user.email", read_only=True)
+    full_name = serializers.CharField(source="user.full_name", read_only=True)
+
+    class Meta:
+        model = SubscriptionCoAdmin
+        fields = ["id", "email", "full_name", "created_at"]
+        read_only_fields = fields
+
+
+class CoAdminAddSerializer(serializers.Serializer):
+    email = serializers.EmailField(help_text="A tenant account with a verified email address")
 
 
 class AccountRefSerializer(serializers.ModelSerializer):
