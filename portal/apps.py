@@ -30,3 +30,4 @@ class PortalConfig(AppConfig):
                 RailEntry(site, "Jobs", f"{site}:jobs", order=90, count=_active_jobs, active=("job",)),
                 OverviewTile(site, "Recent jobs", "components/_overview_jobs.html", recent_jobs_tile, order=90),
             )
+        navigation.register(RailEntry("staff", "Settings", "staff:settings", order=98, active=("settings",)))

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 from django import forms
-from django.contrib.auth.forms import AuthenticationForm
+from django.conf import settings
+from django.contrib.auth.forms import AuthenticationForm, PasswordResetForm
 from django.core.exceptions import ValidationError
 
+from portal.auth import account_allowed_on_site
 from portal.exceptions import ServiceError
+from portal.models import SignupPolicy
 
 
 class SignInForm(AuthenticationForm):
@@ -26,6 +29,22 @@ class SignUpForm(forms.Form):
     password_confirm = forms.CharField(
         label="Confirm password", widget=forms.PasswordInput(attrs={"autocomplete": "new-password"})
     )
+    invitation_code = forms.CharField(
+        label="Invitation code",
+        max_length=200,
+        required=False,
+        help_text="From the invitation email your provider sent you.",
+        widget=forms.TextInput(attrs={"autocomplete": "off"}),
+    )
+
+    def __init__(self, *args: object, invitation: str = "optional", **kwargs: object) -> None:
+        """`invitation`: "required" (invitation-only sign-up), "optional" (the field is hidden, filled
+        from an invitation link if there was one)."""
+        super().__init__(*args, **kwargs)  # type: ignore[arg-type]
+        if invitation == "required":
+            self.fields["invitation_code"].required = True
+        else:
+            self.fields["invitation_code"].widget = forms.HiddenInput()
 
     def clean(self) -> dict:
         data = super().clean() or {}
@@ -55,3 +74,22 @@ def apply_service_error(form: forms.Form, exc: Exception) -> None:
         form.add_error(exc.field if exc.field in form.fields else None, exc.message)
     else:
         raise exc
+
+
+class SitePasswordResetForm(PasswordResetForm):
+    """Django's reset form, sending only to accounts of this portal (a tenant's address gets nothing
+    from the admin portal, and the reverse). Whatever the address, the page answers the same."""
+
+    email = forms.EmailField(label="Email", max_length=254, widget=forms.EmailInput(attrs={"autocomplete": "email"}))
+
+    def get_users(self, email: str):  # type: ignore[no-untyped-def]
+        return (user for user in super().get_users(email) if account_allowed_on_site(user, settings.CANOPY_SITE))
+
+
+class PortalSettingsForm(forms.Form):
+    signup_policy = forms.ChoiceField(
+        label="Tenant sign-up",
+        choices=SignupPolicy.choices,
+        widget=forms.RadioSelect,
+        help_text="Invitations are sent from the Invitations page.",
+    )

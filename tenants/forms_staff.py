@@ -17,3 +17,14 @@ class PlanCreateForm(forms.Form):
         help_text="How many subscriptions to this plan one account may hold.",
         **column_bounds(Plan, "max_subscriptions_per_account", min_value=1),
     )
+
+
+class SignupInvitationForm(forms.Form):
+    email = forms.EmailField(label="Email address to invite")
+    valid_days = forms.IntegerField(
+        label="Valid for (days)",
+        initial=7,
+        min_value=1,
+        max_value=90,
+        help_text="The invitation works once, until then.",
+    )

@@ -33,6 +33,7 @@ NAVIGATION = (
     RailEntry("tenant", "API tokens", "tenant:tokens", order=95, active=("token",)),
     RailEntry("staff", "Plans", "staff:plans", order=20, count=Plan.objects.visible_to, active=("plan",)),
     RailEntry("staff", "User accounts", "staff:accounts", order=30, count=_accounts, active=("account",)),
+    RailEntry("staff", "Invitations", "staff:invitations", order=32, active=("invitation",)),
     RailEntry(
         "staff",
         "Subscriptions",

@@ -186,6 +186,27 @@ AXES_LOCKOUT_CALLABLE = "portal.views.auth.locked_out"
 CANOPY_TOKEN_FAILURE_LIMIT = int(os.environ.get("CANOPY_TOKEN_FAILURE_LIMIT", "10"))
 CANOPY_TOKEN_FAILURE_WINDOW_SECONDS = int(os.environ.get("CANOPY_TOKEN_FAILURE_WINDOW_SECONDS", "300"))
 
+# --- Email --------------------------------------------------------------------------------------
+# Verification links, password resets and sign-up invitations. The console by default (the mail is
+# printed in the web process's log); set CANOPY_EMAIL_BACKEND to Django's SMTP backend
+# (django.core.mail.backends.smtp.EmailBackend) with EMAIL_HOST etc., or the file backend with
+# CANOPY_EMAIL_FILE_PATH. Tests use Django's in-memory backend (django.core.mail.outbox).
+EMAIL_BACKEND = os.environ.get("CANOPY_EMAIL_BACKEND", "django.core.mail.backends.console.EmailBackend")
+if _email_file_path := os.environ.get("CANOPY_EMAIL_FILE_PATH"):
+    EMAIL_FILE_PATH = _email_file_path
+DEFAULT_FROM_EMAIL = os.environ.get("CANOPY_EMAIL_FROM", "Canopy <canopy@localhost>")
+EMAIL_HOST = os.environ.get("EMAIL_HOST", "localhost")
+EMAIL_PORT = int(os.environ.get("EMAIL_PORT", "25"))
+EMAIL_HOST_USER = os.environ.get("EMAIL_HOST_USER", "")
+EMAIL_HOST_PASSWORD = os.environ.get("EMAIL_HOST_PASSWORD", "")
+EMAIL_USE_TLS = env_bool("EMAIL_USE_TLS")
+EMAIL_TIMEOUT = 10
+# Where tenants reach the tenant portal, for links the admin portal mails (sign-up invitations);
+# default: the admin portal's host name on CANOPY_TENANT_PORT.
+CANOPY_TENANT_URL = os.environ.get("CANOPY_TENANT_URL", "")
+CANOPY_TENANT_PORT = os.environ.get("CANOPY_TENANT_PORT", "8001")
+PASSWORD_RESET_TIMEOUT = 3 * 24 * 3600  # a reset link works for three days (and only once)
+
 # --- Celery -------------------------------------------------------------------------------------
 CELERY_BROKER_URL = os.environ.get("CELERY_BROKER_URL", "filesystem://")
 

@@ -24,6 +24,7 @@ urlpatterns = [
     path("login/", auth.SignInView.as_view(), name="login"),
     path("logout/", auth.sign_out, name="logout"),
     path("jobs/status/", jobs.job_statuses, name="job-statuses"),
+    *auth.password_urls(),
     path("api/v1/", include((api, "staff-api"))),
     path("", include((pages, "staff"))),
 ]

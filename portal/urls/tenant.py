@@ -24,6 +24,9 @@ urlpatterns = [
     path("logout/", auth.sign_out, name="logout"),
     path("jobs/status/", jobs.job_statuses, name="job-statuses"),
     path("signup/", auth.SignUpView.as_view(), name="signup"),
+    path("verify-email/resend/", auth.verify_email_resend, name="verify-email-resend"),
+    path("verify-email/<str:token>/", auth.verify_email, name="verify-email"),
+    *auth.password_urls(),
     path("api/v1/", include((api, "tenant-api"))),
     path("", include((pages, "tenant"))),
 ]

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from portal.views import dashboards, job_actions, jobs
+from portal.views import dashboards, job_actions, jobs, settings
 
 urlpatterns = [
     path("", dashboards.staff_dashboard, name="dashboard"),
@@ -8,4 +8,5 @@ urlpatterns = [
     path("jobs/<uuid:pk>/", jobs.job_detail, name="job"),
     path("jobs/<uuid:pk>/retry/", job_actions.job_retry_view, name="job-retry"),
     path("jobs/<uuid:pk>/cancel/", job_actions.job_cancel_view, name="job-cancel"),
+    path("settings/", settings.settings_page, name="settings"),
 ]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.core.exceptions import ValidationError
 from django.http import Http404
 from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_view
 from rest_framework import mixins, status, viewsets
@@ -79,8 +80,8 @@ class SubscriptionViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, view
         """The subscription's co-administrators (GET), or add one by email (POST). Owner only: a
         co-administrator gets 403."""
         subscription = self.get_object()
+        subscription_require_owner(user=request.user, subscription=subscription, action=COADMIN_ACTION)
         if request.method == "GET":
-            subscription_require_owner(user=request.user, subscription=subscription, action=COADMIN_ACTION)
             return Response(CoAdminSerializer(coadmin_list(subscription=subscription), many=True).data)
         serializer = CoAdminAddSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
@@ -90,7 +91,7 @@ class SubscriptionViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, view
     @action(
         detail=True,
         methods=["delete"],
-        url_path=r"coadmins/(?P<coadmin_pk>[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})",
+        url_path=r"coadmins/(?P<coadmin_pk>[^/.]+)",
         url_name="coadmin-remove",
         filter_backends=[],
     )
@@ -100,7 +101,7 @@ class SubscriptionViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, view
         subscription_require_owner(user=request.user, subscription=subscription, action=COADMIN_ACTION)
         try:
             coadmin = coadmin_list(subscription=subscription).get(pk=coadmin_pk)
-        except SubscriptionCoAdmin.DoesNotExist as exc:
+        except (SubscriptionCoAdmin.DoesNotExist, ValidationError) as exc:  # ValidationError: not a UUID
             raise Http404 from exc
         coadmin_remove(subscription=subscription, by=request.user, coadmin=coadmin)
         return Response(status=status.HTTP_204_NO_CONTENT)

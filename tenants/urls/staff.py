@@ -11,5 +11,7 @@ urlpatterns = [
     path("plans/<int:pk>/state/", staff.plan_state_page, name="plan-state"),
     path("accounts/", staff.account_list_page, name="accounts"),
     path("subscriptions/", staff.subscription_list_page, name="subscriptions"),
+    path("invitations/", staff.invitation_list_page, name="invitations"),
+    path("invitations/<uuid:pk>/revoke/", staff.invitation_revoke_page, name="invitation-revoke"),
     path("", include("tenants.urls.tokens")),
 ]

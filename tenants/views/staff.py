@@ -8,11 +8,14 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.conf import settings
 from django.contrib import messages
 from django.core.exceptions import ObjectDoesNotExist, ValidationError
 from django.core.paginator import Paginator
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
+from django.urls import reverse
+from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_http_methods, require_POST
 
 from fabric.forms_staff import PlanVMCloudForm
@@ -21,10 +24,11 @@ from fabric.services import plan_vm_cloud_set
 from portal.access import staff_required
 from portal.exceptions import ServiceError
 from portal.forms import apply_service_error, error_message
-from tenants.forms_staff import PlanCreateForm
-from tenants.models import Plan, PlanState
-from tenants.selectors import account_list, plan_list, subscription_list
-from tenants.services import plan_create, plan_set_state
+from portal.selectors import signup_policy
+from tenants.forms_staff import PlanCreateForm, SignupInvitationForm
+from tenants.models import Plan, PlanState, SignupInvitation
+from tenants.selectors import account_list, plan_list, signup_invitation_list, subscription_list
+from tenants.services import plan_create, plan_set_state, signup_invitation_create, signup_invitation_revoke
 
 # Second lock behind the site's sign-in rule (only staff accounts sign in to the admin portal).
 
@@ -143,3 +147,50 @@ def subscription_list_page(request: HttpRequest) -> HttpResponse:
         "staff/tenants/subscription_list.html",
         {"page": page, "subscriptions": _with_vm_counts(page.object_list)},
     )
+
+
+def _tenant_signup_link(request: HttpRequest) -> Any:
+    """The tenant portal's sign-up page with the code filled in. The admin portal doesn't know the
+    tenant portal's address; CANOPY_TENANT_URL says it (default: this host on the tenant port)."""
+    host = request.get_host().rsplit(":", 1)[0] if not request.get_host().endswith("]") else request.get_host()
+    base = settings.CANOPY_TENANT_URL or f"{request.scheme}://{host}:{settings.CANOPY_TENANT_PORT}"
+    return lambda code: f"{base.rstrip('/')}/signup/?invitation={code}"
+
+
+@never_cache
+@staff_required
+@require_http_methods(["GET", "POST"])
+def invitation_list_page(request: HttpRequest) -> HttpResponse:
+    """Sign-up invitations with the form to send one; the new code shows once, in this response.
+    Administrators only (the roles branch declares it)."""
+    form = SignupInvitationForm(request.POST or None)
+    created = None
+    if request.method == "POST" and form.is_valid():
+        try:
+            created = signup_invitation_create(by=request.user, link=_tenant_signup_link(request), **form.cleaned_data)
+        except (ValidationError, ServiceError) as exc:
+            apply_service_error(form, exc)
+        else:
+            form = SignupInvitationForm()
+    page = Paginator(signup_invitation_list(user=request.user), PAGE_SIZE).get_page(request.GET.get("page"))
+    context = {
+        "form": form,
+        "page": page,
+        "invitations": page.object_list,
+        "created": created,
+        "policy": signup_policy(),
+        "settings_url": reverse("staff:settings"),
+    }
+    return render(request, "staff/tenants/invitation_list.html", context, status=201 if created else 200)
+
+
+@staff_required
+@require_POST
+def invitation_revoke_page(request: HttpRequest, pk: Any) -> HttpResponse:
+    try:
+        invitation = signup_invitation_list(user=request.user).get(pk=pk)
+    except SignupInvitation.DoesNotExist as exc:
+        raise Http404 from exc
+    signup_invitation_revoke(invitation=invitation)
+    messages.success(request, f"The invitation for {invitation.email} is revoked.")
+    return redirect("staff:invitations")

@@ -8,25 +8,35 @@ B's may change. A new route whose kwargs aren't mapped below fails loudly, so it
 Every route, with or without ids, is also requested by tenant A with B's ids in the query string
 (list filters such as `?subscription=`) and in a request body (e.g. creating a VM in B's
 subscription): nothing of B's may show or change. And anonymous users reach nothing but the
-sign-in and sign-up pages.
+sign-in, sign-up and password-reset pages (and the signed links mailed to an account).
+
+The co-administrator role: tenant C, a co-administrator of A's subscription, gets on every route
+and method what the owner A gets for A's objects (answers compared request by request, each rolled
+back), except the owner-only routes (OWNER_ONLY: 403) and A's personal rows (API tokens: 404); C
+still gets 404 with no side effect for B's objects; and once removed, C gets 404 for A's objects
+on the very next request.
 """
 
 from __future__ import annotations
 
+import re
 import uuid
 from dataclasses import dataclass
 
 import pytest
+from django.db import transaction
 from django.http import HttpResponse
 from django.shortcuts import get_object_or_404
 from django.test import Client
 from django.urls import URLPattern, URLResolver, get_resolver, include, path, reverse
+from django.utils.encoding import force_bytes
+from django.utils.http import urlsafe_base64_encode
 
 from fabric.lifecycle import VM_ACTIONS
 from fabric.models import VirtualMachine
 from portal.models import Job
-from tenants.models import APIToken, Plan, Subscription
-from tenants.services import token_create
+from tenants.models import APIToken, Plan, Subscription, SubscriptionCoAdmin, User
+from tenants.services import coadmin_add, coadmin_remove, token_create
 from tests import factories
 
 # The resource an id kwarg names, by kwarg name ...
@@ -39,6 +49,7 @@ OBJECT_KWARGS = {
     "job_pk": "job",
     "plan_id": "plan",
     "plan_pk": "plan",
+    "coadmin_pk": "coadmin",
 }
 # ... or, for a bare `pk`/`id`, by the route name's first word (`vm-action`, `subscription-quotas`).
 ID_KWARGS = {"pk", "id", "uuid"}
@@ -50,9 +61,22 @@ ROUTE_RESOURCES = {
     "plan": "plan",
     "token": "token",
 }
-# Kwargs that aren't object ids: every value is tried.
-VALUE_KWARGS = {"action": list(VM_ACTIONS)}
+# Kwargs that aren't object ids: every value is tried. The signed links mailed to an account
+# (password reset, email verification) are tried with B's account id and a forged token.
+VALUE_KWARGS = {"action": list(VM_ACTIONS), "token": ["forged-token"], "uidb64": ["Mg"]}
+# Routes reached through a signed link rather than an object id: with a forged token they answer a
+# page saying the link doesn't work (not a 404), and change nothing (checked below).
+SIGNED_LINK_ROUTES = {"password-reset-confirm", "verify-email"}
+# What only a subscription's owner may do: a co-administrator gets 403. (Cancel and add-ons join
+# this list with their routes.)
+OWNER_ONLY = {
+    "tenant:subscription-coadmins",
+    "tenant:subscription-coadmin-remove",
+    "tenant-api:subscription-coadmins",
+    "tenant-api:subscription-coadmin-remove",
+}
 METHODS = ("get", "post", "put", "patch", "delete")
+UUID_PATTERN = r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}"
 
 
 @dataclass(frozen=True)
@@ -115,6 +139,8 @@ def snapshot() -> dict:
         "jobs": list(Job.objects.order_by("pk").values_list("pk", "state")),
         "plans": list(Plan.objects.order_by("pk").values_list("pk", "state")),
         "tokens": list(APIToken.objects.order_by("pk").values_list("pk", "revoked_at", "last_used_at")),
+        "coadmins": list(SubscriptionCoAdmin.objects.order_by("pk").values_list("pk", "subscription_id", "user_id")),
+        "accounts": list(User.objects.order_by("pk").values_list("pk", "password", "email_verified_at", "is_active")),
     }
 
 
@@ -146,6 +172,7 @@ def missing_objects() -> dict[str, str]:
         "job": str(uuid.uuid4()),
         "plan": "987654321",
         "token": str(uuid.uuid4()),
+        "coadmin": str(uuid.uuid4()),
     }
 
 
@@ -156,21 +183,25 @@ def leaks(client: Client, route: Route, objects: dict[str, str]) -> list[str]:
 
 @pytest.fixture
 def tenant_b_objects(other_subscription, endpoint) -> dict[str, str]:
-    """Tenant B's running VM, its subscription, a job and an API token; and a plan no tenant can see."""
+    """Tenant B's running VM, its subscription, a job, an API token and a co-administrator; and a
+    plan no tenant can see."""
     vm, job = factories.make_vm_job(other_subscription, endpoint, "b-vm")
     factories.run_queued_jobs()
     private = factories.make_plan(endpoint, public=False)
     token, _ = token_create(user=other_subscription.owner, name="b-token", scope="write")
+    b_helper = factories.UserFactory(email="b-coadmin@example.test")
+    b_coadmin = coadmin_add(subscription=other_subscription, by=other_subscription.owner, email=b_helper.email)
     return {
         "vm": str(vm.pk),
         "subscription": str(other_subscription.pk),
         "job": str(job.pk),
         "plan": str(private.pk),
         "token": str(token.pk),
+        "coadmin": str(b_coadmin.pk),
     }
 
 
-TENANT_ROUTES = object_routes("portal.urls.tenant")
+TENANT_ROUTES = [r for r in object_routes("portal.urls.tenant") if r.name not in SIGNED_LINK_ROUTES]
 
 
 def test_the_walker_sees_the_routes_that_matter():
@@ -211,7 +242,15 @@ def test_the_batched_polls_leave_out_tenant_b_jobs(route, tenant_b_objects, tena
 
 
 ALL_TENANT_ROUTES = object_routes("portal.urls.tenant", with_kwargs_only=False)
-PUBLIC_ROUTES = {"login", "signup", "logout"}
+PUBLIC_ROUTES = {
+    "login",
+    "signup",
+    "logout",
+    "password-reset",
+    "password-reset-sent",
+    "password-reset-complete",
+    *SIGNED_LINK_ROUTES,
+}
 
 
 def b_fingerprints(objects: dict[str, str]) -> list[str]:
@@ -263,6 +302,104 @@ def test_anonymous_users_reach_nothing_but_sign_in(route, tenant_b_objects, clie
     assert snapshot() == before
 
 
+@pytest.mark.parametrize("route", sorted(SIGNED_LINK_ROUTES))
+def test_a_forged_signed_link_for_b_changes_nothing(route, tenant_b_objects, tenant_client, client, other_tenant):
+    """B's account id with a forged token: a page saying the link doesn't work, for A and anonymous."""
+    User.objects.filter(pk=other_tenant.pk).update(email_verified_at=None)
+    before = snapshot()
+    uid = urlsafe_base64_encode(force_bytes(other_tenant.pk))
+    kwargs = {"uidb64": uid, "token": "set-password"} if route == "password-reset-confirm" else {"token": "forged"}
+    for who in (tenant_client, client):
+        for url in (reverse(route, kwargs=kwargs), reverse(route, kwargs={**kwargs, "token": "x-y-z"})):
+            body = {"new_password1": "Hijacked-Pass-9", "new_password2": "Hijacked-Pass-9"}
+            for answer in (who.get(url), who.post(url, body)):
+                assert answer.status_code in (200, 400, 405), f"{url}: {answer.status_code}"
+                assert "doesn" in answer.content.decode() or answer.status_code == 405
+    assert snapshot() == before
+
+
+# --- the co-administrator role ------------------------------------------------------------------
+
+
+@pytest.fixture
+def a_objects(subscription, tenant_user, coadmin, endpoint) -> dict[str, str]:
+    """Tenant A's running VM in the subscription C co-administers, its job, A's API token, a second
+    co-administrator E of that subscription; and a plan no tenant can see."""
+    vm, job = factories.make_vm_job(subscription, endpoint, "a-vm")
+    factories.run_queued_jobs()
+    private = factories.make_plan(endpoint, public=False)
+    token, _ = token_create(user=tenant_user, name="a-token", scope="write")
+    factories.UserFactory(email="second-coadmin@example.test")
+    second = coadmin_add(subscription=subscription, by=tenant_user, email="second-coadmin@example.test")
+    return {
+        "vm": str(vm.pk),
+        "subscription": str(subscription.pk),
+        "job": str(job.pk),
+        "plan": str(private.pk),
+        "token": str(token.pk),
+        "coadmin": str(second.pk),
+    }
+
+
+def rolled_back(client: Client, method: str, url: str, **extra) -> tuple[int, str]:
+    """The answer (status, and where a redirect goes) to one request whose writes are undone, so
+    the owner and the co-administrator each act on the same state."""
+    with transaction.atomic():
+        response = getattr(client, method)(url, content_type="application/json", **extra)
+        transaction.set_rollback(True)
+    # A new job's id differs between the two runs; where the redirect leads is what matters.
+    return response.status_code, re.sub(UUID_PATTERN, "<id>", response.get("Location", ""))
+
+
+def coadmin_expectation(route: Route, owner_status: int) -> set[int]:
+    """What C may get where the owner got `owner_status`."""
+    if owner_status in (404, 405):
+        return {owner_status}
+    if route.name in OWNER_ONLY:
+        return {403}
+    if any(resource_of(route, kwarg) == "token" for kwarg in route.kwargs if kwarg not in VALUE_KWARGS):
+        return {404}  # personal rows: A's API tokens are A's alone
+    return {owner_status}
+
+
+@pytest.mark.parametrize("route", TENANT_ROUTES, ids=str)
+def test_a_coadmin_gets_what_the_owner_gets_in_the_subscription(route, a_objects, tenant_client, coadmin_client):
+    before = snapshot()
+    problems = []
+    for url in urls_for(route, a_objects):
+        for method in METHODS:
+            owner = rolled_back(tenant_client, method, url)
+            mine = rolled_back(coadmin_client, method, url)
+            expected = coadmin_expectation(route, owner[0])
+            if mine[0] not in expected or (mine[0] == owner[0] and mine[1] != owner[1]):
+                problems.append(f"{method.upper()} {url}: owner {owner}, co-administrator {mine}, expected {expected}")
+    assert not problems, "\n".join(problems)
+    assert snapshot() == before
+
+
+@pytest.mark.parametrize("route", sorted(OWNER_ONLY))
+def test_owner_only_routes_are_on_the_tenant_site(route):
+    assert route in {r.name for r in TENANT_ROUTES}
+
+
+@pytest.mark.parametrize("route", TENANT_ROUTES, ids=str)
+def test_a_coadmin_cannot_reach_tenant_b_objects(route, tenant_b_objects, coadmin_client, coadmin):
+    before = snapshot()
+    problems = leaks(coadmin_client, route, tenant_b_objects)
+    assert not problems, "\n".join(problems)
+    assert snapshot() == before, f"{route}: a co-administrator of A's subscription changed tenant B's data"
+
+
+@pytest.mark.parametrize("route", TENANT_ROUTES, ids=str)
+def test_a_removed_coadmin_gets_404_at_once(route, a_objects, tenant_user, subscription, coadmin, coadmin_client):
+    coadmin_client.get(reverse("tenant:subscriptions"))  # a live session, which removal must not outlast
+    coadmin_remove(subscription=subscription, by=tenant_user, coadmin=coadmin)
+    before = snapshot()
+    problems = leaks(coadmin_client, route, a_objects)
+    assert not problems, "\n".join(problems)
+    assert snapshot() == before, f"{route}: a removed co-administrator changed A's data"
+
+
 # --- the check itself can fail: a deliberately leaky route is caught ------------------------------
 
 
@@ -303,3 +440,10 @@ def test_b_data_in_a_list_is_caught(settings, tenant_b_objects, tenant_client, s
         test_b_ids_in_filters_and_bodies_show_and_change_nothing_of_b(
             leaky, tenant_b_objects, tenant_client, subscription
         )
+
+
+def test_a_coadmin_let_into_an_owner_only_route_is_caught():
+    """Were a co-administrator answered like the owner on an owner-only route, the check says so."""
+    route = Route("tenant:subscription-coadmins", ("pk",))
+    assert coadmin_expectation(route, 200) == {403}
+    assert 200 not in coadmin_expectation(Route("tenant:token-revoke", ("pk",)), 302)

@@ -90,9 +90,11 @@ def test_a_registered_service_appears_in_the_staff_rail_new_and_overview(web_sit
         "Web site clouds 1",
         "Plans 0",
         "User accounts 0",
+        "Invitations",
         "Subscriptions 0",
         "Jobs 0",
         "API tokens",
+        "Settings",
     ]
     assert "New web site clouds" in body and "Web sites tile" not in body and "Web site clouds tile" in body
 

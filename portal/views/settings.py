@@ -1,0 +1,31 @@
+"""The admin portal's settings page: provider settings kept in the database (portal.models.PortalSettings)."""
+
+from __future__ import annotations
+
+from django.contrib import messages
+from django.core.exceptions import ValidationError
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django.views.decorators.http import require_http_methods
+
+from portal.access import staff_required
+from portal.forms import PortalSettingsForm, apply_service_error
+from portal.selectors import portal_settings_get
+from portal.services import portal_settings_update
+
+
+@staff_required
+@require_http_methods(["GET", "POST"])
+def settings_page(request: HttpRequest) -> HttpResponse:
+    """Administrators only (the roles branch declares it): who may sign up on the tenant portal."""
+    current = portal_settings_get()
+    form = PortalSettingsForm(request.POST or None, initial={"signup_policy": current.signup_policy})
+    if request.method == "POST" and form.is_valid():
+        try:
+            portal_settings_update(by=request.user, **form.cleaned_data)
+        except ValidationError as exc:
+            apply_service_error(form, exc)
+        else:
+            messages.success(request, "Settings saved.")
+            return redirect("staff:settings")
+    return render(request, "staff/settings.html", {"form": form, "current": current})
