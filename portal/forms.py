@@ -43,6 +43,9 @@ class SignUpForm(forms.Form):
         super().__init__(*args, **kwargs)  # type: ignore[arg-type]
         if invitation == "required":
             self.fields["invitation_code"].required = True
+            self.fields["invitation_code"].error_messages["required"] = (
+                "Sign-up is by invitation only: enter the code of your invitation."
+            )
         else:
             self.fields["invitation_code"].widget = forms.HiddenInput()
 
