@@ -65,6 +65,18 @@ class CanopySites:
     staff: Process
     tenant: Process
     worker: Process
+    mail_dir: Path
+
+    def mails(self) -> list[str]:
+        """The mails the sites sent (Django's file email backend), oldest first."""
+        return [path.read_text() for path in sorted(self.mail_dir.glob("*.log"), key=lambda p: p.stat().st_mtime)]
+
+    def link_in_last_mail(self) -> str:
+        """The first link of the newest mail (a verification or reset link), waiting for it to arrive."""
+        text = wait_for(lambda: self.mails() and self.mails()[-1], timeout=10, what="a mail")
+        match = re.search(r"https?://\S+", text)
+        assert match, text
+        return match.group(0)
 
     def logs(self) -> str:
         return "\n".join(f"--- {p.name} ---\n{p.log()[-3000:]}" for p in (self.staff, self.tenant, self.worker))
@@ -76,7 +88,7 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def site_process(site: str, port: int, *, queue: str, data_dir: Path, log_dir: Path) -> Process:
+def site_process(site: str, port: int, *, queue: str, data_dir: Path, log_dir: Path, mail_dir: Path) -> Process:
     argv = [
         sys.executable,
         "-m",
@@ -94,7 +106,12 @@ def site_process(site: str, port: int, *, queue: str, data_dir: Path, log_dir: P
         "--access-logfile",
         "-",
     ]
-    return Process(site, argv, child_env(queue=queue, data_dir=data_dir), log_dir / f"{site}.log")
+    # Mail goes to files the tests read (a verification link, say), not to the console.
+    mail = {
+        "CANOPY_EMAIL_BACKEND": "django.core.mail.backends.filebased.EmailBackend",
+        "CANOPY_EMAIL_FILE_PATH": str(mail_dir),
+    }
+    return Process(site, argv, child_env(queue=queue, data_dir=data_dir, **mail), log_dir / f"{site}.log")
 
 
 def answers(url: str) -> bool:
@@ -117,13 +134,16 @@ def _canopy_processes(django_db_setup, tmp_path_factory) -> Iterator[CanopySites
 
     staff_port, tenant_port = free_port(), free_port()
     common = {"queue": queue, "data_dir": data_dir, "log_dir": root}
+    mail_dir = root / "mail"
+    mail_dir.mkdir()
     sites = CanopySites(
         staff_url=f"http://127.0.0.1:{staff_port}",
         tenant_url=f"http://127.0.0.1:{tenant_port}",
         queue=queue,
-        staff=site_process("staff", staff_port, **common),
-        tenant=site_process("tenant", tenant_port, **common),
+        staff=site_process("staff", staff_port, mail_dir=mail_dir, **common),
+        tenant=site_process("tenant", tenant_port, mail_dir=mail_dir, **common),
         worker=worker_process("worker", **common),
+        mail_dir=mail_dir,
     )
     processes = (sites.staff, sites.tenant, sites.worker)
     try:

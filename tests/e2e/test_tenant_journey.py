@@ -58,6 +58,10 @@ def test_tenant_signs_up_subscribes_and_runs_a_vm(canopy_sites, fabric, browser,
 
     sign_up(page, canopy_sites.tenant_url)
     expect(page).to_have_url(re.compile(r"/plans/$"))
+    # Subscribing waits for the email address to be verified, through the link mailed at sign-up.
+    expect(page.get_by_text("Verify your email address")).to_be_visible()
+    page.goto(canopy_sites.link_in_last_mail())
+    expect(page.get_by_text("ada@example.test is verified")).to_be_visible()
     page.get_by_role("button", name="Subscribe").first.click()
     expect(page.get_by_text(plan.name).first).to_be_visible()
 
