@@ -16,4 +16,8 @@ staff_router.register("jobs", api_views.StaffJobViewSet, basename="job")
 
 schema = path("schema/", api_views.SchemaView.as_view(), name="schema")
 urlpatterns = [schema, *router.urls]
-staff_urlpatterns = [schema, *staff_router.urls]
+staff_urlpatterns = [
+    schema,
+    path("settings/", api_views.PortalSettingsView.as_view(), name="settings"),
+    *staff_router.urls,
+]

@@ -15,15 +15,17 @@ from drf_spectacular.utils import extend_schema
 from drf_spectacular.views import SpectacularAPIView
 from rest_framework import mixins, serializers, viewsets
 from rest_framework.decorators import action
+from rest_framework.generics import GenericAPIView
 from rest_framework.renderers import JSONRenderer
 from rest_framework.request import Request
 from rest_framework.response import Response
 
 from portal.api import ERRORS, IsSiteAccount, IsStaff
 from portal.jobs import job_can_retry, job_cancel, job_retry
-from portal.models import Job, JobState
+from portal.models import Job, JobState, PortalSettings, SignupPolicy
 from portal.pagination import CursorPagination
-from portal.selectors import job_list
+from portal.selectors import job_list, portal_settings_get
+from portal.services import portal_settings_update
 
 
 class JobSerializer(serializers.ModelSerializer):
@@ -115,3 +117,30 @@ class SchemaView(SpectacularAPIView):
         if response.status_code >= 400:
             request.accepted_renderer, request.accepted_media_type = JSONRenderer(), "application/json"
         return super().finalize_response(request, response, *args, **kwargs)
+
+
+class PortalSettingsSerializer(serializers.ModelSerializer):
+    signup_policy = serializers.ChoiceField(choices=SignupPolicy.choices)
+
+    class Meta:
+        model = PortalSettings
+        fields = ["signup_policy", "updated_at"]
+        read_only_fields = ["updated_at"]
+
+
+class PortalSettingsView(GenericAPIView):
+    """The provider settings staff change (sign-up policy). Administrators only (declared with the roles)."""
+
+    permission_classes = [IsStaff]
+    serializer_class = PortalSettingsSerializer
+
+    @extend_schema(responses={200: PortalSettingsSerializer, **ERRORS})
+    def get(self, request: Request) -> Response:
+        return Response(PortalSettingsSerializer(portal_settings_get()).data)
+
+    @extend_schema(request=PortalSettingsSerializer, responses={200: PortalSettingsSerializer, **ERRORS})
+    def put(self, request: Request) -> Response:
+        serializer = PortalSettingsSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        row = portal_settings_update(by=request.user, **serializer.validated_data)
+        return Response(PortalSettingsSerializer(row).data)

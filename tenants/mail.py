@@ -7,6 +7,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+from django.conf import settings
 from django.core.mail import send_mail
 from django.template.loader import render_to_string
 
@@ -22,3 +23,14 @@ def mail_send(*, to: str, subject: str, template: str, context: dict[str, Any]) 
         logger.warning("could not send mail (%s)", template, exc_info=True)
         return False
     return True
+
+
+def tenant_signup_link(request: Any) -> Any:
+    """`code -> URL` of the tenant portal's sign-up page with an invitation code filled in. Staff
+    send invitations from the admin portal, which doesn't serve that page: CANOPY_TENANT_URL says
+    where it is (default: the admin portal's host name on CANOPY_TENANT_PORT)."""
+    host = request.get_host()
+    if not host.endswith("]"):  # an IPv6 literal without a port keeps its colons
+        host = host.rsplit(":", 1)[0]
+    base = settings.CANOPY_TENANT_URL or f"{request.scheme}://{host}:{settings.CANOPY_TENANT_PORT}"
+    return lambda code: f"{base.rstrip('/')}/signup/?invitation={code}"

@@ -9,7 +9,7 @@ from rest_framework import serializers
 from fabric.api.serializers import PlanVMCloudSerializer, PlanVMQuotasSerializer
 from portal.api import PrimaryKeyRelatedField
 from portal.columns import column_bounds
-from tenants.models import Plan, PlanState, Subscription, SubscriptionCoAdmin, User
+from tenants.models import Plan, PlanState, SignupInvitation, Subscription, SubscriptionCoAdmin, User
 from tenants.selectors import plan_list
 
 
@@ -147,3 +147,30 @@ class AccountSerializer(serializers.ModelSerializer):
         model = User
         fields = ["id", "email", "full_name", "is_active", "date_joined", "subscription_count"]
         read_only_fields = fields
+
+
+class SignupInvitationSerializer(serializers.ModelSerializer):
+    status = serializers.CharField(read_only=True, help_text="pending, used, revoked or expired")
+    created_by = serializers.EmailField(source="created_by.email", read_only=True, allow_null=True, default=None)
+    used_by = serializers.EmailField(source="used_by.email", read_only=True, allow_null=True, default=None)
+
+    class Meta:
+        model = SignupInvitation
+        fields = ["id", "email", "prefix", "status", "created_by", "created_at", "expires_at", "used_at", "used_by"]
+        read_only_fields = fields
+
+
+class SignupInvitationCreatedSerializer(SignupInvitationSerializer):
+    """The new invitation with its code, in this answer only (only a digest of it is stored)."""
+
+    code = serializers.CharField(read_only=True)
+    mail_sent = serializers.BooleanField(read_only=True)
+
+    class Meta(SignupInvitationSerializer.Meta):
+        fields = [*SignupInvitationSerializer.Meta.fields, "code", "mail_sent"]
+        read_only_fields = fields
+
+
+class SignupInvitationCreateSerializer(serializers.Serializer):
+    email = serializers.EmailField()
+    valid_days = serializers.IntegerField(required=False, default=7, min_value=1, max_value=90)

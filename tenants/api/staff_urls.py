@@ -8,5 +8,6 @@ router = SimpleRouter()
 router.register("plans", staff_views.PlanViewSet, basename="plan")
 router.register("subscriptions", staff_views.SubscriptionViewSet, basename="subscription")
 router.register("accounts", staff_views.AccountViewSet, basename="account")
+router.register("invitations", staff_views.SignupInvitationViewSet, basename="invitation")
 
 urlpatterns = router.urls

@@ -11,13 +11,17 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from portal.api import ERRORS, IsStaff
-from tenants.selectors import account_list, plan_list, subscription_list
-from tenants.services import plan_create, plan_set_state
+from tenants.mail import tenant_signup_link
+from tenants.selectors import account_list, plan_list, signup_invitation_list, subscription_list
+from tenants.services import plan_create, plan_set_state, signup_invitation_create, signup_invitation_revoke
 
 from .serializers import (
     AccountSerializer,
     PlanCreateSerializer,
     PlanStateSerializer,
+    SignupInvitationCreatedSerializer,
+    SignupInvitationCreateSerializer,
+    SignupInvitationSerializer,
     StaffPlanSerializer,
     StaffSubscriptionSerializer,
 )
@@ -73,3 +77,34 @@ class AccountViewSet(viewsets.ReadOnlyModelViewSet):
 
     def get_queryset(self):  # type: ignore[override]
         return account_list(user=self.request.user).order_by("email")
+
+
+@extend_schema_view(
+    create=extend_schema(
+        request=SignupInvitationCreateSerializer, responses={201: SignupInvitationCreatedSerializer, **ERRORS}
+    ),
+    revoke=extend_schema(request=None, responses={200: SignupInvitationSerializer, **ERRORS}),
+)
+class SignupInvitationViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
+    """Sign-up invitations, newest first. POST invites an address (the code is in that answer only,
+    and mailed); `revoke` makes a pending one unusable. Administrators only (declared with the roles)."""
+
+    permission_classes = [IsStaff]
+    serializer_class = SignupInvitationSerializer
+
+    def get_queryset(self):  # type: ignore[override]
+        return signup_invitation_list(user=self.request.user)
+
+    def create(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        serializer = SignupInvitationCreateSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        invitation, code, sent = signup_invitation_create(
+            by=request.user, link=tenant_signup_link(request), **serializer.validated_data
+        )
+        invitation.code, invitation.mail_sent = code, sent  # type: ignore[attr-defined]  # this answer only
+        return Response(SignupInvitationCreatedSerializer(invitation).data, status=status.HTTP_201_CREATED)
+
+    @action(detail=True, methods=["post"])
+    def revoke(self, request: Request, pk: str | None = None) -> Response:
+        invitation = signup_invitation_revoke(invitation=self.get_object())
+        return Response(SignupInvitationSerializer(invitation).data)

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.conf import settings
 from django.contrib import messages
 from django.core.exceptions import ObjectDoesNotExist, ValidationError
 from django.core.paginator import Paginator
@@ -26,6 +25,7 @@ from portal.exceptions import ServiceError
 from portal.forms import apply_service_error, error_message
 from portal.selectors import signup_policy
 from tenants.forms_staff import PlanCreateForm, SignupInvitationForm
+from tenants.mail import tenant_signup_link
 from tenants.models import Plan, PlanState, SignupInvitation
 from tenants.selectors import account_list, plan_list, signup_invitation_list, subscription_list
 from tenants.services import plan_create, plan_set_state, signup_invitation_create, signup_invitation_revoke
@@ -149,14 +149,6 @@ def subscription_list_page(request: HttpRequest) -> HttpResponse:
     )
 
 
-def _tenant_signup_link(request: HttpRequest) -> Any:
-    """The tenant portal's sign-up page with the code filled in. The admin portal doesn't know the
-    tenant portal's address; CANOPY_TENANT_URL says it (default: this host on the tenant port)."""
-    host = request.get_host().rsplit(":", 1)[0] if not request.get_host().endswith("]") else request.get_host()
-    base = settings.CANOPY_TENANT_URL or f"{request.scheme}://{host}:{settings.CANOPY_TENANT_PORT}"
-    return lambda code: f"{base.rstrip('/')}/signup/?invitation={code}"
-
-
 @never_cache
 @staff_required
 @require_http_methods(["GET", "POST"])
@@ -167,7 +159,7 @@ def invitation_list_page(request: HttpRequest) -> HttpResponse:
     created = None
     if request.method == "POST" and form.is_valid():
         try:
-            created = signup_invitation_create(by=request.user, link=_tenant_signup_link(request), **form.cleaned_data)
+            created = signup_invitation_create(by=request.user, link=tenant_signup_link(request), **form.cleaned_data)
         except (ValidationError, ServiceError) as exc:
             apply_service_error(form, exc)
         else:
