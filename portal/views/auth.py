@@ -14,7 +14,6 @@ from django.core.exceptions import ValidationError
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse, reverse_lazy
-from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_POST
 from django.views.generic import FormView
 
@@ -23,6 +22,7 @@ from portal.exceptions import ServiceError
 from portal.forms import SignInForm, SignUpForm, SitePasswordResetForm, apply_service_error, error_message
 from portal.models import SignupPolicy
 from portal.selectors import signup_policy
+from portal.views import safe_next
 from tenants.services import account_signup, email_verification_send, email_verify
 
 
@@ -127,10 +127,7 @@ def verify_email_resend(request: HttpRequest) -> HttpResponse:
             messages.success(request, f"We sent a new link to {request.user.email}.")  # type: ignore[union-attr]
         else:
             messages.error(request, "We couldn't send the email just now: try again in a minute.")
-    target = request.POST.get("next", "")
-    if not url_has_allowed_host_and_scheme(target, allowed_hosts={request.get_host()}):
-        target = reverse("tenant:plans")
-    return redirect(target)
+    return redirect(safe_next(request, default=reverse("tenant:plans")))
 
 
 class PasswordChangeView(SuccessMessageMixin, auth_views.PasswordChangeView):
