@@ -42,7 +42,8 @@ class VMAction:
 
     `busy_state` is the VM's state while the job runs; `success_state` where the job leaves it (a
     failed job puts it back in the state it was in). A `destructive` action is confirmed on a page
-    of its own first. Deleting is allowed on a suspended subscription (it stops what is billed).
+    of its own first. A suspended subscription is read-only to its tenant: no action is allowed
+    (staff suspend, activate and delete it, through tenants.lifecycle).
     """
 
     name: str
@@ -84,7 +85,6 @@ VM_ACTIONS: dict[str, VMAction] = {
             "vm.delete",
             S.DELETED,
             destructive=True,
-            needs_active_subscription=False,
         ),
     )
 }

@@ -192,6 +192,8 @@ class VirtualMachine(models.Model):
     admin_username = models.CharField(max_length=64)
     state = models.CharField(max_length=16, choices=VMState.choices, default=VMState.CREATING)
     fabric_id = models.CharField(max_length=200, blank=True)
+    # Stopped by its subscription's suspension while running: started again when it is activated.
+    running_before_suspension = models.BooleanField(default=False)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 

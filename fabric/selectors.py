@@ -16,6 +16,7 @@ from .models import (
     HardwareProfile,
     Stamp,
     VirtualMachine,
+    VMState,
     VMTemplate,
 )
 
@@ -101,3 +102,36 @@ def vm_state_history(*, user: Any, vm: VirtualMachine) -> QuerySet[StateTransiti
     """The VM's state changes, newest first, scoped like its jobs (the VM's detail page)."""
     history = state_history(user=user, resource_type=VirtualMachine._meta.label_lower, resource_id=vm.pk)
     return history.order_by("-at", "-id")
+
+
+def vm_lifecycle_leftovers(*, subscription: Subscription) -> list[tuple[VirtualMachine, str]]:
+    """The subscription's VMs its last lifecycle action (`sync_action`) didn't bring where it should
+    have, each with why: the error of its job in that action, else the state that kept it out (it
+    was busy, e.g. being created, when the action ran). Two queries."""
+    vms = VirtualMachine.objects.filter(subscription_id=subscription.pk).order_by("name")
+    action = subscription.sync_action
+    if action == "suspend":
+        vms = vms.exclude(state__in=(VMState.STOPPED, VMState.FAILED, VMState.DELETED))
+    elif action == "activate":
+        vms = vms.filter(running_before_suspension=True).exclude(state__in=(VMState.RUNNING, VMState.DELETED))
+    elif action == "delete":
+        vms = vms.exclude(state=VMState.DELETED)
+    else:
+        return []
+    rows = list(vms)
+    errors: dict[str, str] = {}
+    if rows and subscription.lifecycle_job_id:
+        failed = Job.objects.filter(
+            parent_id=subscription.lifecycle_job_id, state__in=(JobState.FAILED, JobState.CANCELLED)
+        ).order_by("created_at")
+        errors = {job.target_id: job.error for job in failed.only("target_id", "error")}
+    return [
+        (vm, errors.get(str(vm.pk)) or f"It is {vm.get_state_display().lower()}; re-sync to finish.") for vm in rows
+    ]
+
+
+def vm_lifecycle_resources(*, subscription: Subscription) -> list[VirtualMachine]:
+    """The subscription's VMs that aren't deleted, by name (its staff page lists them)."""
+    return list(
+        VirtualMachine.objects.filter(subscription_id=subscription.pk).exclude(state=VMState.DELETED).order_by("name")
+    )

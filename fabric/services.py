@@ -327,15 +327,22 @@ def vm_action(*, vm: VirtualMachine, action: str, created_by: User | None = None
             subscription_require_active(locked.subscription)
         if not declared.allows(locked.state):
             raise NotAllowed(f"Can't {action} '{locked.name}' while it is {locked.get_state_display().lower()}.")
-        job = job_create(
-            kind=declared.job_kind,
-            target=locked,
-            subscription=locked.subscription,
-            created_by=created_by,
-            params={"previous_state": locked.state},
-        )
-        VM_STATES.transition(locked, target=declared.busy_state, job=job, actor=created_by)
+        job = _vm_action_job(locked, declared, created_by=created_by)
     vm.state, vm.updated_at = locked.state, locked.updated_at
+    return job
+
+
+def _vm_action_job(vm: VirtualMachine, declared: Any, *, created_by: Any, parent: Job | None = None) -> Job:
+    """The action's job and the VM's move to its busy state; the caller holds the VM's row lock."""
+    job = job_create(
+        kind=declared.job_kind,
+        target=vm,
+        subscription=vm.subscription,
+        created_by=created_by,
+        params={"previous_state": vm.state},
+        parent=parent,
+    )
+    VM_STATES.transition(vm, target=declared.busy_state, job=job, actor=created_by)
     return job
 
 
@@ -393,10 +400,53 @@ def vm_prepare_retry(*, job: Job, by: User | None) -> None:
         VM_STATES.transition(vm, target=VMState.CREATING, job=job, actor=by, reason="retry")
         return
     declared = vm_action_of_job(job.kind)
-    if declared.needs_active_subscription:
+    # A subscription lifecycle's own job (a child of its group) runs whatever the subscription's state.
+    if declared.needs_active_subscription and job.parent_id is None:
         subscription_require_active(vm.subscription)
     if not declared.allows(vm.state):
         raise NotAllowed(f"Can't {declared.name} '{vm.name}' while it is {vm.get_state_display().lower()}.")
     job.params = {**job.params, "previous_state": vm.state}
     Job.objects.filter(pk=job.pk).update(params=job.params)
     VM_STATES.transition(vm, target=declared.busy_state, job=job, actor=by, reason="retry")
+
+
+# --- the subscription lifecycle (tenants.lifecycle, through fabric.quotas.VMCloudQuota) -------------
+
+
+def _lifecycle_vms(subscription: Subscription, **filters: Any) -> list[VirtualMachine]:
+    """The subscription's VMs matching `filters`, locked (as vm_action locks one), by name."""
+    return list(
+        VirtualMachine.objects.select_for_update().filter(subscription_id=subscription.pk, **filters).order_by("name")
+    )
+
+
+def vm_lifecycle_stop_all(*, subscription: Subscription, parent: Job, by: Any) -> list[Job]:
+    """Stop (turn off) every running VM under `parent`, marking it to be started on activation."""
+    vms = _lifecycle_vms(subscription, state=VMState.RUNNING)
+    VirtualMachine.objects.filter(pk__in=[vm.pk for vm in vms]).update(running_before_suspension=True)
+    for vm in vms:
+        vm.subscription = subscription
+    return [_vm_action_job(vm, VM_ACTIONS["stop"], created_by=by, parent=parent) for vm in vms]
+
+
+def vm_lifecycle_start_suspended(*, subscription: Subscription, parent: Job, by: Any) -> list[Job]:
+    """Start the VMs the suspension stopped (those stopped before it stay stopped)."""
+    vms = _lifecycle_vms(subscription, state=VMState.STOPPED, running_before_suspension=True)
+    for vm in vms:
+        vm.subscription = subscription
+    return [_vm_action_job(vm, VM_ACTIONS["start"], created_by=by, parent=parent) for vm in vms]
+
+
+def vm_lifecycle_deprovision_all(*, subscription: Subscription, parent: Job, by: Any) -> list[Job]:
+    """Delete every VM from the fabric under `parent`; the rows stay, Deleted (usage, audit)."""
+    delete = VM_ACTIONS["delete"]
+    vms = _lifecycle_vms(subscription, state__in=delete.allowed_in)
+    for vm in vms:
+        vm.subscription = subscription
+    return [_vm_action_job(vm, delete, created_by=by, parent=parent) for vm in vms]
+
+
+def vm_lifecycle_forget_suspension(*, subscription: Subscription) -> None:
+    VirtualMachine.objects.filter(subscription_id=subscription.pk, running_before_suspension=True).update(
+        running_before_suspension=False
+    )

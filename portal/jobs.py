@@ -193,12 +193,14 @@ def job_create(
     params: dict[str, Any] | None = None,
     secret: str | None = None,
     target_name: str | None = None,
+    parent: Job | None = None,
 ) -> Job:
     """Create a job for `target` and send it when the surrounding transaction commits.
 
     Call it inside the transaction that changes the resource, so both exist or neither does.
     `secret` is stored encrypted on the job row (never in the broker); it is wiped when the job
     succeeds, or when a failed job can no longer be retried (CANOPY_JOB_SECRET_RETENTION_SECONDS).
+    `parent`: the job group (portal.job_groups) this job is one resource's share of.
     """
     if kind not in _handlers:
         raise LookupError(f"no job handler registered for {kind!r}")
@@ -210,6 +212,7 @@ def job_create(
         subscription=subscription,
         created_by=created_by if getattr(created_by, "is_authenticated", False) else None,
         params=params or {},
+        parent=parent,
         secret=crypto.encrypt(secret) if secret else "",
         max_attempts=settings.CANOPY_JOB_MAX_ATTEMPTS,
         # Recorded as sent with the insert, saving an UPDATE per job; undone if the send fails.
@@ -524,6 +527,11 @@ def _finish(job: Job, attempt: int, state: str, error: str = "", *, pending: dic
                 handler.on_cancelled(job)
             else:
                 handler.on_failed(job)
+        # --- job groups: a child's end moves its parent, in this same transaction (portal.job_groups)
+        if job.parent_id is not None:
+            from portal.job_groups import child_ended
+
+            child_ended(job)
     return True
 
 
@@ -606,6 +614,11 @@ def job_fail(job: Job, message: str) -> bool:
     return _finish(job, job.attempts, JobState.FAILED, message)
 
 
+def job_end(job: Job, state: str, message: str = "") -> bool:
+    """End a job no worker runs (a job group's parent, portal.job_groups) with its handler's hooks."""
+    return _finish(job, job.attempts, state, message)
+
+
 # --- staff and tenant actions on jobs ---------------------------------------------------------------
 
 
@@ -613,6 +626,11 @@ def job_cancel(*, job: Job, by: Any) -> Job:
     """Cancel a queued or running job (staff). It ends at once as Cancelled and its handler puts the
     resource in a state the user can act on; a running worker stops at its next step boundary, and
     the fencing token makes anything it still writes harmless. Raises NotAllowed if it has ended."""
+    # --- job groups: cancelling a parent cancels its unfinished children (portal.job_groups)
+    if job.params.get("group"):
+        from portal.job_groups import group_cancel
+
+        return group_cancel(job=job, by=by)
     for _ in range(5):  # the attempt we read may move under us (a worker claiming it): read again
         job = Job.objects.get(pk=job.pk)
         if job.is_finished:
@@ -629,6 +647,11 @@ def job_retry(*, job: Job, by: Any) -> Job:
     The handler checks the resource still allows it (and puts it back in its busy state) in the
     same transaction; the job gets a fresh set of attempts and deadline. Raises NotAllowed or Conflict.
     """
+    # --- job groups: retrying a parent retries its failed children (portal.job_groups)
+    if job.params.get("group"):
+        from portal.job_groups import group_retry
+
+        return group_retry(job=job, by=by)
     handler = _handlers.get(job.kind)
     with transaction.atomic():
         job = Job.objects.select_for_update().get(pk=job.pk)

@@ -45,6 +45,9 @@ class Job(models.Model):
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
+    # A child of a job group (portal.job_groups): one resource's share of a fan-out (e.g. a
+    # subscription's suspension stopping each of its VMs); the parent ends when its children have.
+    parent = models.ForeignKey("self", null=True, blank=True, on_delete=models.CASCADE, related_name="children")
     state = models.CharField(max_length=16, choices=JobState.choices, default=JobState.QUEUED)
     percent = models.PositiveSmallIntegerField(default=0)
     step = models.CharField(max_length=200, blank=True, help_text="the step in progress")

@@ -9,6 +9,7 @@ class TenantsConfig(AppConfig):
         from portal import navigation
         from portal.access import register_subscription_scope
 
+        from . import jobs  # noqa: F401  (registers the lifecycle actions' parent job kinds)
         from .models import Subscription
         from .navigation import NAVIGATION
 

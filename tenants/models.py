@@ -105,11 +105,23 @@ class SubscriptionState(models.TextChoices):
     DELETED = "deleted", "Deleted"
 
 
+class SyncState(models.TextChoices):
+    """Whether the subscription's resources match its state (tenants.lifecycle): a lifecycle
+    action (suspend, activate, delete) fans out as jobs, and one that didn't finish on every
+    resource leaves the subscription out of sync until a re-sync finishes it."""
+
+    IN_SYNC = "in_sync", "In sync"
+    SYNCING = "syncing", "Syncing"
+    OUT_OF_SYNC = "out_of_sync", "Out of sync"
+
+
 class Subscription(models.Model):
     """A tenant account's subscription to a plan; every tenant resource belongs to one.
 
     The row is also the lock that serializes quota checks: services lock it (select_for_update)
-    before counting usage and inserting a resource.
+    before counting usage and inserting a resource; lifecycle actions take the same lock.
+    `state` moves along tenants.lifecycle.SUBSCRIPTION_STATES (with history); `sync_state`,
+    `sync_action` and `leftovers` say whether the last lifecycle action reached every resource.
     """
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
@@ -117,13 +129,21 @@ class Subscription(models.Model):
     owner = models.ForeignKey(User, on_delete=models.PROTECT, related_name="subscriptions")
     plan = models.ForeignKey(Plan, on_delete=models.PROTECT, related_name="subscriptions")
     state = models.CharField(max_length=16, choices=SubscriptionState.choices, default=SubscriptionState.ACTIVE)
+    state_reason = models.TextField(blank=True, help_text="why staff suspended it (shown to the tenant)")
+    sync_state = models.CharField(max_length=16, choices=SyncState.choices, default=SyncState.IN_SYNC)
+    sync_action = models.CharField(max_length=16, blank=True, help_text="the last lifecycle action")
+    leftovers = models.JSONField(
+        default=list, blank=True, help_text="what the last lifecycle action left: resource, kind, error"
+    )
+    lifecycle_job = models.ForeignKey("portal.Job", null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
     created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
 
     objects = SubscriptionQuerySet.as_manager()
 
     class Meta:
         ordering = ["created_at"]
-        indexes = [models.Index(fields=["owner", "state"])]
+        indexes = [models.Index(fields=["owner", "state"]), models.Index(fields=["sync_state"])]
 
     def __str__(self) -> str:
         return self.name

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from portal.exceptions import QuotaExceeded, ServiceError
+from tenants.lifecycle import SubscriptionLifecycle
 
 if TYPE_CHECKING:
     from tenants.models import Plan, Subscription
@@ -47,8 +48,10 @@ class Quota:
         return min(100, round(100 * self.used / self.limit))
 
 
-class QuotaService(ABC):
-    """How one service's quotas are read. Register an instance with `register()` in AppConfig.ready."""
+class QuotaService(SubscriptionLifecycle, ABC):
+    """How one service's quotas are read, and (tenants.lifecycle) how its resources are stopped,
+    started and deprovisioned with its subscription. Register an instance with `register()` in
+    AppConfig.ready."""
 
     name: str
     label: str

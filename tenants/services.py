@@ -16,13 +16,16 @@ from django.db import IntegrityError, transaction
 from django.db.models import Q
 from django.utils import timezone
 
+from portal.access import is_staff
 from portal.columns import validate_columns
 from portal.crypto import keyed_digests
 from portal.exceptions import Conflict, Forbidden, NotAllowed
-from portal.models import SignupPolicy
+from portal.job_groups import group_create, group_seal
+from portal.models import Job, SignupPolicy
 from portal.selectors import signup_policy
 from tenants import quotas
 
+from .lifecycle import SUBSCRIPTION_STATES, LifecycleAction, lifecycle_services
 from .mail import mail_send
 from .models import (
     APIToken,
@@ -32,6 +35,7 @@ from .models import (
     Subscription,
     SubscriptionCoAdmin,
     SubscriptionState,
+    SyncState,
     TokenScope,
     User,
 )
@@ -236,26 +240,30 @@ def plan_offers_any_service(plan: Plan) -> bool:
     return bool(quotas.quota_offer(plan))
 
 
-def subscription_create(*, owner: User, plan: Plan, name: str = "") -> Subscription:
-    """Subscribe `owner` to a public plan (staff may subscribe anyone to any non-decommissioned plan)."""
+def subscription_create(*, owner: User, plan: Plan, name: str = "", by: Any = None) -> Subscription:
+    """Subscribe `owner` to a public plan; staff (`by`) may subscribe any tenant account to any plan
+    that isn't decommissioned, private ones included. The plan's per-account limit holds for both."""
     if owner.is_staff:
         raise NotAllowed("Staff accounts can't hold subscriptions.")
-    if not owner.email_verified:
+    by_staff = is_staff(by)
+    if not owner.email_verified and not by_staff:
         raise NotAllowed(
             "Verify your email address before subscribing: follow the link we sent you (or send a new one).",
             code="email_unverified",
         )
     with transaction.atomic():
         plan = Plan.objects.select_for_update().get(pk=plan.pk)
-        if plan.state != PlanState.PUBLIC:
+        if plan.state == PlanState.DECOMMISSIONED or (plan.state != PlanState.PUBLIC and not by_staff):
             raise NotAllowed(f"The plan '{plan}' is not open for subscription.")
         held = Subscription.objects.filter(owner=owner, plan=plan).exclude(state=SubscriptionState.DELETED)
         if held.count() >= plan.max_subscriptions_per_account:
+            who = f"{owner.email} already holds" if by_staff else "You already hold"
             raise Conflict(
-                f"You already hold {plan.max_subscriptions_per_account} subscription(s) to '{plan}', "
-                "the most this plan allows."
+                f"{who} {plan.max_subscriptions_per_account} subscription(s) to '{plan}', the most this plan allows."
             )
-        return Subscription.objects.create(owner=owner, plan=plan, name=(name.strip() or plan.name))
+        subscription = Subscription.objects.create(owner=owner, plan=plan, name=(name.strip() or plan.name))
+        SUBSCRIPTION_STATES.record_created(subscription, actor=by if by_staff else owner)
+        return subscription
 
 
 def subscription_lock(subscription_id: Any, *related: str) -> Subscription:
@@ -268,8 +276,166 @@ def subscription_lock(subscription_id: Any, *related: str) -> Subscription:
 
 
 def subscription_require_active(subscription: Subscription) -> None:
+    """Refuse anything that creates or changes a resource unless the subscription is active: a
+    suspended one is read-only to its tenant (NotAllowed names the reason staff gave)."""
     if subscription.state != SubscriptionState.ACTIVE:
-        raise NotAllowed(f"Subscription '{subscription}' is {subscription.get_state_display().lower()}.")
+        state = subscription.get_state_display().lower()
+        reason = f": {subscription.state_reason.rstrip('.')}" if subscription.state_reason else ""
+        code = f"subscription_{subscription.state}"
+        raise NotAllowed(f"Subscription '{subscription}' is {state}{reason}.", code=code)
+
+
+# --- the subscription lifecycle (tenants.lifecycle) --------------------------------------------------
+
+
+class LifecycleBusy(Conflict):
+    code = "lifecycle_busy"
+
+
+def _lifecycle_lock(subscription: Subscription) -> Subscription:
+    """Lock the subscription and refuse while another lifecycle action runs on it (409)."""
+    sub = subscription_lock(subscription.pk)
+    if sub.sync_state == SyncState.SYNCING:
+        raise LifecycleBusy(
+            f"Subscription '{sub}' is busy with another action ({sub.sync_action}); wait until it ends."
+        )
+    return sub
+
+
+def _fan_out(sub: Subscription, *, action: str, by: Any) -> Job:
+    """The action's parent job, one child job per resource from each service, and the subscription
+    marked syncing; a subscription with nothing to do is in sync at once (group_seal ends it)."""
+    parent = group_create(
+        kind=LifecycleAction.job_kind(action), target=sub, subscription=sub, created_by=by, params={"action": action}
+    )
+    for service in lifecycle_services():
+        getattr(service, LifecycleAction.METHODS[action])(sub, parent=parent, by=by)
+    Subscription.objects.filter(pk=sub.pk).update(
+        sync_state=SyncState.SYNCING, sync_action=action, lifecycle_job=parent, leftovers=[]
+    )
+    sub.sync_state, sub.sync_action, sub.lifecycle_job, sub.leftovers = SyncState.SYNCING, action, parent, []
+    group_seal(parent)
+    parent.refresh_from_db()
+    return parent
+
+
+def subscription_suspend(*, subscription: Subscription, reason: str, by: Any = None) -> Job:
+    """Suspend: the tenant sees the subscription read-only with `reason` at once, and every running
+    resource is stopped through jobs (the returned parent job). Raises ValidationError without a
+    reason, NotAllowed unless active, LifecycleBusy (409) while another action runs."""
+    reason = reason.strip()
+    if not reason:
+        raise ValidationError({"reason": "Say why the subscription is suspended: the tenant sees it."})
+    with transaction.atomic():
+        sub = _lifecycle_lock(subscription)
+        SUBSCRIPTION_STATES.transition(sub, target=SubscriptionState.SUSPENDED, actor=by, reason=reason)
+        Subscription.objects.filter(pk=sub.pk).update(state_reason=reason)
+        sub.state_reason = reason
+        return _fan_out(sub, action=LifecycleAction.SUSPEND, by=by)
+
+
+def subscription_activate(*, subscription: Subscription, by: Any = None) -> Job:
+    """Activate a suspended subscription: the tenant may act again at once, and what was running
+    before the suspension is started again through jobs (what was stopped stays stopped)."""
+    with transaction.atomic():
+        sub = _lifecycle_lock(subscription)
+        SUBSCRIPTION_STATES.transition(sub, target=SubscriptionState.ACTIVE, actor=by)
+        Subscription.objects.filter(pk=sub.pk).update(state_reason="")
+        sub.state_reason = ""
+        return _fan_out(sub, action=LifecycleAction.ACTIVATE, by=by)
+
+
+def subscription_delete(*, subscription: Subscription, by: Any = None, reason: str = "") -> Job:
+    """Delete: every resource is deprovisioned through jobs, so nothing is left on the fabric; the
+    subscription's row and its resources' records stay (usage, audit), state Deleted."""
+    with transaction.atomic():
+        sub = _lifecycle_lock(subscription)
+        SUBSCRIPTION_STATES.transition(sub, target=SubscriptionState.DELETED, actor=by, reason=reason)
+        return _fan_out(sub, action=LifecycleAction.DELETE, by=by)
+
+
+def subscription_cancel(*, subscription: Subscription, user: Any, confirm_name: str) -> Job:
+    """A tenant cancels its subscription: the same as staff deleting it, for its owner only, who
+    confirms by typing its name. Raises Forbidden (not the owner: a co-administrator may not) or
+    ValidationError (the name)."""
+    subscription_require_owner(user=user, subscription=subscription, action="cancel it")
+    if confirm_name.strip() != subscription.name:
+        raise ValidationError({"confirm_name": f"Type the subscription's name, '{subscription.name}', to confirm."})
+    return subscription_delete(subscription=subscription, by=user, reason="Cancelled by its owner.")
+
+
+def subscription_resync(*, subscription: Subscription, by: Any = None) -> Job:
+    """Finish the last lifecycle action where it didn't reach every resource: it runs again, and
+    acts only on what is left (each service's action methods skip what is done)."""
+    with transaction.atomic():
+        sub = _lifecycle_lock(subscription)
+        if sub.sync_state != SyncState.OUT_OF_SYNC or not sub.sync_action:
+            raise NotAllowed(f"Subscription '{sub}' is in sync: there is nothing to finish.")
+        return _fan_out(sub, action=sub.sync_action, by=by)
+
+
+def subscription_lifecycle_ended(job: Job) -> None:
+    """The parent job of a lifecycle action ended (its handler's hook, in the transaction that ends
+    it): the subscription is in sync if every resource is where the action should leave it, else
+    out of sync with what is left and why. An older action's end changes nothing."""
+    sub = Subscription.objects.select_for_update().filter(pk=job.target_id, lifecycle_job_id=job.pk).first()
+    if sub is None:
+        return
+    leftovers = [item.as_dict() for service in lifecycle_services() for item in service.leftovers(sub)]
+    if not leftovers and job.state != "succeeded":
+        # A child failed yet its resource ended where it should (e.g. already stopped): say the job's error.
+        leftovers = [{"resource": str(sub), "kind": "Subscription", "error": job.error}]
+    if not leftovers and sub.sync_action == LifecycleAction.ACTIVATE:
+        for service in lifecycle_services():
+            service.forget_suspension(sub)
+    Subscription.objects.filter(pk=sub.pk).update(
+        sync_state=SyncState.OUT_OF_SYNC if leftovers else SyncState.IN_SYNC, leftovers=leftovers
+    )
+
+
+def subscription_lifecycle_prepare_retry(job: Job, *, by: Any) -> None:
+    """Retrying a lifecycle action's failed children (portal.job_groups.group_retry): allowed for the
+    subscription's latest action only, when nothing else runs; the subscription is syncing again."""
+    sub = _lifecycle_lock(Subscription(pk=job.target_id))
+    if sub.lifecycle_job_id != job.pk:
+        raise NotAllowed(f"A later action on subscription '{sub}' replaced this one; re-sync it instead.")
+    Subscription.objects.filter(pk=sub.pk).update(sync_state=SyncState.SYNCING, leftovers=[])
+
+
+def subscription_change_plan(*, subscription: Subscription, plan: Plan, by: Any = None) -> Subscription:
+    """Move the subscription to another plan (not decommissioned) if its current use fits the new
+    plan's quotas; otherwise NotAllowed names each quota that doesn't fit, with use and limit.
+    Checked under the subscription's lock, so a create racing with it can't slip past."""
+    with transaction.atomic():
+        sub = subscription_lock(subscription.pk)
+        if sub.state == SubscriptionState.DELETED:
+            raise NotAllowed(f"Subscription '{sub}' is deleted.")
+        plan = Plan.objects.get(pk=plan.pk)
+        if plan.state == PlanState.DECOMMISSIONED:
+            raise NotAllowed(f"The plan '{plan}' is decommissioned: it takes no subscriptions.", field="plan")
+        if plan.pk == sub.plan_id:
+            raise NotAllowed(f"Subscription '{sub}' is already on plan '{plan}'.", field="plan")
+        offer = {(q.service, q.key): q for q in quotas.quota_offer(plan)}
+        offered = {q.service for q in offer.values()}
+        misfits = []
+        for used in quotas.quota_list(sub):
+            unit = f" {used.unit}" if used.unit else ""
+            if used.service not in offered:
+                if used.used:
+                    misfits.append(f"{used.label}: {used.used}{unit} in use, the plan offers none")
+                continue
+            limit = offer[(used.service, used.key)].limit
+            if limit is not None and used.used > limit:
+                misfits.append(f"{used.label}: {used.used}{unit} in use, the plan allows {limit}{unit}")
+        if misfits:
+            raise NotAllowed(
+                f"Subscription '{sub}' doesn't fit plan '{plan}'. " + "; ".join(misfits) + ".",
+                code="quota_exceeded",
+                field="plan",
+            )
+        sub.plan = plan
+        sub.save(update_fields=["plan", "updated_at"])
+        return sub
 
 
 def subscription_require_owner(*, user: Any, subscription: Subscription, action: str = "do this") -> None:
