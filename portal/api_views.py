@@ -48,6 +48,7 @@ class JobSerializer(serializers.ModelSerializer):
             "target_id",
             "target_name",
             "subscription",
+            "parent",
             "state",
             "percent",
             "step",

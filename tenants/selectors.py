@@ -25,6 +25,12 @@ def subscription_list(*, user: Any) -> QuerySet[Subscription]:
     return Subscription.objects.visible_to(user).select_related("plan", "owner")
 
 
+def subscription_staff_list(*, user: Any) -> QuerySet[Subscription]:
+    """Staff's subscription list (deleted ones included), newest first, with each one's last
+    lifecycle job read in the same query."""
+    return subscription_list(user=user).select_related("lifecycle_job").order_by("-created_at", "-id")
+
+
 def subscription_get(*, user: Any, pk: Any) -> Subscription:
     """The subscription, or Subscription.DoesNotExist (a 404) if the user may not see it."""
     return subscription_list(user=user).get(pk=pk)

@@ -10,7 +10,7 @@ from fabric.api.serializers import PlanVMCloudSerializer, PlanVMQuotasSerializer
 from portal.api import PrimaryKeyRelatedField
 from portal.columns import column_bounds
 from tenants.models import Plan, PlanState, SignupInvitation, Subscription, SubscriptionCoAdmin, User
-from tenants.selectors import plan_list
+from tenants.selectors import account_list, plan_list
 
 
 class PlanRefSerializer(serializers.ModelSerializer):
@@ -64,10 +64,11 @@ class PlanStateSerializer(serializers.Serializer):
 
 class SubscriptionSerializer(serializers.ModelSerializer):
     plan = PlanRefSerializer(read_only=True)
+    state_reason = serializers.CharField(read_only=True, help_text="why it is suspended (empty when active)")
 
     class Meta:
         model = Subscription
-        fields = ["id", "name", "plan", "state", "created_at"]
+        fields = ["id", "name", "plan", "state", "state_reason", "created_at"]
         read_only_fields = fields
 
 
@@ -77,7 +78,7 @@ class TenantSubscriptionSerializer(SubscriptionSerializer):
     role = serializers.SerializerMethodField(help_text="owner, or coadmin (a co-administrator)")
 
     class Meta(SubscriptionSerializer.Meta):
-        fields = ["id", "name", "plan", "state", "role", "created_at"]
+        fields = ["id", "name", "plan", "state", "state_reason", "role", "created_at"]
         read_only_fields = fields
 
     def get_role(self, subscription: Subscription) -> str:
@@ -107,12 +108,75 @@ class AccountRefSerializer(serializers.ModelSerializer):
         read_only_fields = fields
 
 
+class LeftoverSerializer(serializers.Serializer):
+    """A resource the last lifecycle action didn't finish on, and why."""
+
+    resource = serializers.CharField(read_only=True)
+    kind = serializers.CharField(read_only=True)
+    error = serializers.CharField(read_only=True)
+
+
+class LifecycleJobSerializer(serializers.Serializer):
+    """The last lifecycle action's parent job (its progress is its children's)."""
+
+    id = serializers.UUIDField(read_only=True)
+    kind = serializers.CharField(read_only=True)
+    state = serializers.CharField(read_only=True)
+    percent = serializers.IntegerField(read_only=True)
+    step = serializers.CharField(read_only=True, help_text="e.g. '3 of 5 done, 1 failed'")
+    error = serializers.CharField(read_only=True)
+
+
 class StaffSubscriptionSerializer(SubscriptionSerializer):
     owner = AccountRefSerializer(read_only=True)
+    leftovers = LeftoverSerializer(many=True, read_only=True)
+    lifecycle_job = LifecycleJobSerializer(read_only=True, allow_null=True)
 
     class Meta(SubscriptionSerializer.Meta):
-        fields = ["id", "name", "owner", "plan", "state", "created_at"]
+        fields = [
+            "id",
+            "name",
+            "owner",
+            "plan",
+            "state",
+            "state_reason",
+            "sync_state",
+            "sync_action",
+            "leftovers",
+            "lifecycle_job",
+            "created_at",
+        ]
         read_only_fields = fields
+
+
+class StaffSubscriptionCreateSerializer(serializers.Serializer):
+    """Subscribe a tenant account to any plan that isn't decommissioned (the service checks the rest)."""
+
+    owner = PrimaryKeyRelatedField(queryset=User.objects.none(), help_text="a tenant account's id")
+    plan = PrimaryKeyRelatedField(queryset=Plan.objects.none())
+    name = serializers.CharField(max_length=100, required=False, allow_blank=True, default="")
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        user = getattr(self.context.get("request"), "user", None)
+        self.fields["owner"].queryset = account_list(user=user)
+        self.fields["plan"].queryset = plan_list(user=user).exclude(state=PlanState.DECOMMISSIONED)
+
+
+class SuspendSerializer(serializers.Serializer):
+    reason = serializers.CharField(max_length=1000, help_text="shown to the tenant")
+
+
+class ChangePlanSerializer(serializers.Serializer):
+    plan = PrimaryKeyRelatedField(queryset=Plan.objects.none())
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["plan"].queryset = plan_list(user=getattr(self.context.get("request"), "user", None))
+
+
+class CancelSerializer(serializers.Serializer):
+    confirm_name = serializers.CharField(max_length=100, help_text="the subscription's name, typed to confirm")
 
 
 class SubscriptionCreateSerializer(serializers.Serializer):

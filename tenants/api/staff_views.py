@@ -10,21 +10,38 @@ from rest_framework.decorators import action
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from portal.api import ERRORS, IsStaff
+from portal.api import ERRORS, IsStaff, accepted_job, accepted_serializer
+from tenants.filters import SubscriptionFilter
 from tenants.mail import tenant_signup_link
-from tenants.selectors import account_list, plan_list, signup_invitation_list, subscription_list
-from tenants.services import plan_create, plan_set_state, signup_invitation_create, signup_invitation_revoke
+from tenants.selectors import account_list, plan_list, signup_invitation_list, subscription_staff_list
+from tenants.services import (
+    plan_create,
+    plan_set_state,
+    signup_invitation_create,
+    signup_invitation_revoke,
+    subscription_activate,
+    subscription_change_plan,
+    subscription_create,
+    subscription_delete,
+    subscription_resync,
+    subscription_suspend,
+)
 
 from .serializers import (
     AccountSerializer,
+    ChangePlanSerializer,
     PlanCreateSerializer,
     PlanStateSerializer,
     SignupInvitationCreatedSerializer,
     SignupInvitationCreateSerializer,
     SignupInvitationSerializer,
     StaffPlanSerializer,
+    StaffSubscriptionCreateSerializer,
     StaffSubscriptionSerializer,
+    SuspendSerializer,
 )
+
+SubscriptionAccepted = accepted_serializer("SubscriptionAccepted", subscription=StaffSubscriptionSerializer())
 
 
 @extend_schema_view(
@@ -59,14 +76,74 @@ class PlanViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Gen
         return Response(self._plan_body(plan.pk))
 
 
-class SubscriptionViewSet(viewsets.ReadOnlyModelViewSet):
-    """Every subscription, with its owner and plan."""
+@extend_schema_view(
+    create=extend_schema(
+        request=StaffSubscriptionCreateSerializer, responses={201: StaffSubscriptionSerializer, **ERRORS}
+    ),
+    destroy=extend_schema(request=None, responses={202: SubscriptionAccepted, **ERRORS}),
+    suspend=extend_schema(request=SuspendSerializer, responses={202: SubscriptionAccepted, **ERRORS}),
+    activate=extend_schema(request=None, responses={202: SubscriptionAccepted, **ERRORS}),
+    resync=extend_schema(request=None, responses={202: SubscriptionAccepted, **ERRORS}),
+    change_plan=extend_schema(request=ChangePlanSerializer, responses={200: StaffSubscriptionSerializer, **ERRORS}),
+)
+class SubscriptionViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
+    """Every subscription (newest first; filter by search, plan, state, owner, sync_state) with its
+    sync state and what its last lifecycle action left. Suspend, activate, delete (DELETE) and
+    re-sync fan out as jobs: 202 with the parent job, whose progress is its resources' jobs'."""
 
     permission_classes = [IsStaff]
     serializer_class = StaffSubscriptionSerializer
+    filterset_class = SubscriptionFilter
 
     def get_queryset(self):  # type: ignore[override]
-        return subscription_list(user=self.request.user)
+        return subscription_staff_list(user=self.request.user)
+
+    def _body(self, pk: Any) -> dict[str, Any]:
+        return StaffSubscriptionSerializer(self.get_queryset().get(pk=pk)).data
+
+    def _accepted(self, request: Request, job: Any) -> Response:
+        return accepted_job(request, job, body={"subscription": self._body(job.target_id)})
+
+    def create(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        serializer = StaffSubscriptionCreateSerializer(data=request.data, context=self.get_serializer_context())
+        serializer.is_valid(raise_exception=True)
+        data = serializer.validated_data
+        subscription = subscription_create(owner=data["owner"], plan=data["plan"], name=data["name"], by=request.user)
+        return Response(self._body(subscription.pk), status=status.HTTP_201_CREATED)
+
+    def destroy(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        """Delete: every resource is deprovisioned through jobs; the records stay."""
+        return self._accepted(request, subscription_delete(subscription=self.get_object(), by=request.user))
+
+    @action(detail=True, methods=["post"])
+    def suspend(self, request: Request, pk: str | None = None) -> Response:
+        """Suspend with a reason the tenant sees: every running resource is stopped through jobs."""
+        subscription = self.get_object()
+        serializer = SuspendSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        job = subscription_suspend(
+            subscription=subscription, reason=serializer.validated_data["reason"], by=request.user
+        )
+        return self._accepted(request, job)
+
+    @action(detail=True, methods=["post"])
+    def activate(self, request: Request, pk: str | None = None) -> Response:
+        """Activate: what was running before the suspension is started again."""
+        return self._accepted(request, subscription_activate(subscription=self.get_object(), by=request.user))
+
+    @action(detail=True, methods=["post"])
+    def resync(self, request: Request, pk: str | None = None) -> Response:
+        """Finish the last lifecycle action on the resources it didn't reach."""
+        return self._accepted(request, subscription_resync(subscription=self.get_object(), by=request.user))
+
+    @action(detail=True, methods=["post"], url_path="change-plan", url_name="change-plan")
+    def change_plan(self, request: Request, pk: str | None = None) -> Response:
+        """Move to another plan; refused (409) naming each quota the current use doesn't fit."""
+        subscription = self.get_object()
+        serializer = ChangePlanSerializer(data=request.data, context=self.get_serializer_context())
+        serializer.is_valid(raise_exception=True)
+        subscription_change_plan(subscription=subscription, plan=serializer.validated_data["plan"], by=request.user)
+        return Response(self._body(subscription.pk))
 
 
 class AccountViewSet(viewsets.ReadOnlyModelViewSet):

@@ -12,13 +12,20 @@ from rest_framework.decorators import action
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from portal.api import ERRORS, IsTenant
+from portal.api import ERRORS, IsTenant, accepted_job, accepted_serializer
 from tenants.models import SubscriptionCoAdmin
 from tenants.quotas import quota_list
 from tenants.selectors import coadmin_list, plan_list, subscription_list
-from tenants.services import coadmin_add, coadmin_remove, subscription_create, subscription_require_owner
+from tenants.services import (
+    coadmin_add,
+    coadmin_remove,
+    subscription_cancel,
+    subscription_create,
+    subscription_require_owner,
+)
 
 from .serializers import (
+    CancelSerializer,
     CoAdminAddSerializer,
     CoAdminSerializer,
     QuotaSerializer,
@@ -28,6 +35,7 @@ from .serializers import (
 )
 
 COADMIN_ACTION = "manage co-administrators"
+CancelAccepted = accepted_serializer("SubscriptionCancelAccepted", subscription=TenantSubscriptionSerializer())
 
 
 class PlanViewSet(viewsets.ReadOnlyModelViewSet):
@@ -49,6 +57,7 @@ class PlanViewSet(viewsets.ReadOnlyModelViewSet):
         ],
         responses={204: None, **ERRORS},
     ),
+    cancel=extend_schema(request=CancelSerializer, responses={202: CancelAccepted, **ERRORS}),
 )
 class SubscriptionViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
     """The subscriptions the account owns or co-administers (`role`); POST subscribes to a public plan."""
@@ -105,3 +114,21 @@ class SubscriptionViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, view
             raise Http404 from exc
         coadmin_remove(subscription=subscription, by=request.user, coadmin=coadmin)
         return Response(status=status.HTTP_204_NO_CONTENT)
+
+    @action(detail=True, methods=["post"])
+    def cancel(self, request: Request, pk: str | None = None) -> Response:
+        """Cancel (owner only, confirmed with its name): every resource is deleted through jobs."""
+        subscription = self.get_object()
+        serializer = CancelSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        job = subscription_cancel(
+            subscription=subscription, user=request.user, confirm_name=serializer.validated_data["confirm_name"]
+        )
+        subscription.refresh_from_db()
+        return accepted_job(
+            request,
+            job,
+            body={
+                "subscription": TenantSubscriptionSerializer(subscription, context=self.get_serializer_context()).data
+            },
+        )
