@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from portal.states import StateMachine
+from tenants.selectors import subscription_refusal
 
 from .models import VirtualMachine, VMState
 
@@ -60,7 +61,10 @@ class VMAction:
         return state in self.allowed_in
 
     def refusal(self, vm: VirtualMachine) -> str:
-        """Why the VM's state doesn't allow this action now ("" if it does): a button's tooltip."""
+        """Why the VM's state or its subscription's doesn't allow this action now ("" if they do): a
+        button's tooltip. Reads `vm.subscription` (lists load it with the VM)."""
+        if self.needs_active_subscription and (read_only := subscription_refusal(vm.subscription)):
+            return read_only
         if self.allows(vm.state):
             return ""
         if vm.is_busy:

@@ -1,4 +1,5 @@
-"""Forms of both portals for the account's own things (API tokens). They parse; services decide."""
+"""Forms of both portals for the account's own things (API tokens, cancelling a subscription). They parse;
+services decide."""
 
 from __future__ import annotations
 
@@ -29,4 +30,12 @@ class CoAdminAddForm(forms.Form):
         label="Email address of the co-administrator",
         widget=forms.EmailInput(attrs={"autocomplete": "off"}),
         help_text="A tenant account with a verified email address.",
+    )
+
+
+class SubscriptionCancelForm(forms.Form):
+    confirm_name = forms.CharField(
+        label="Type the subscription's name to confirm",
+        max_length=100,
+        widget=forms.TextInput(attrs={"autocomplete": "off"}),
     )

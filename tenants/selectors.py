@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from django.db.models import Count, Q, QuerySet
 
 from portal.access import is_staff
 from portal.crypto import keyed_digests
+from portal.models import StateTransition
 
 from .models import APIToken, Plan, SignupInvitation, Subscription, SubscriptionCoAdmin, SubscriptionState, User
+
+if TYPE_CHECKING:
+    from .lifecycle import Resource
 
 
 def plan_list(*, user: Any) -> QuerySet[Plan]:
@@ -31,9 +35,35 @@ def subscription_staff_list(*, user: Any) -> QuerySet[Subscription]:
     return subscription_list(user=user).select_related("lifecycle_job").order_by("-created_at", "-id")
 
 
+def subscription_resources(subscription: Subscription) -> list[Resource]:
+    """The subscription's live resources, from every lifecycle service (its staff page lists them)."""
+    from .lifecycle import lifecycle_services
+
+    return [resource for service in lifecycle_services() for resource in service.resources(subscription)]
+
+
+def subscription_history(*, user: Any, subscription: Subscription) -> QuerySet[StateTransition]:
+    """The subscription's own state changes (suspended, activated...), oldest first; staff only."""
+    from .lifecycle import SUBSCRIPTION_STATES
+
+    if not is_staff(user):
+        return StateTransition.objects.none()
+    return SUBSCRIPTION_STATES.history(subscription.pk).select_related("actor", "job")
+
+
 def subscription_get(*, user: Any, pk: Any) -> Subscription:
     """The subscription, or Subscription.DoesNotExist (a 404) if the user may not see it."""
     return subscription_list(user=user).get(pk=pk)
+
+
+def subscription_refusal(subscription: Subscription) -> str:
+    """Why the subscription's resources can't be created or changed now ("" if they can): a
+    suspended subscription is read-only to its tenant, with the reason staff gave."""
+    if subscription.state == SubscriptionState.ACTIVE:
+        return ""
+    state = subscription.get_state_display().lower()
+    reason = f": {subscription.state_reason.rstrip('.')}" if subscription.state_reason else ""
+    return f"Subscription '{subscription}' is {state}{reason}."
 
 
 SubscriptionRole = Literal["owner", "coadmin"]

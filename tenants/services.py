@@ -39,7 +39,7 @@ from .models import (
     TokenScope,
     User,
 )
-from .selectors import TOKEN_DIGEST_PURPOSE, TOKEN_PREFIX, subscription_role
+from .selectors import TOKEN_DIGEST_PURPOSE, TOKEN_PREFIX, subscription_refusal, subscription_role
 
 
 def account_create(
@@ -278,11 +278,8 @@ def subscription_lock(subscription_id: Any, *related: str) -> Subscription:
 def subscription_require_active(subscription: Subscription) -> None:
     """Refuse anything that creates or changes a resource unless the subscription is active: a
     suspended one is read-only to its tenant (NotAllowed names the reason staff gave)."""
-    if subscription.state != SubscriptionState.ACTIVE:
-        state = subscription.get_state_display().lower()
-        reason = f": {subscription.state_reason.rstrip('.')}" if subscription.state_reason else ""
-        code = f"subscription_{subscription.state}"
-        raise NotAllowed(f"Subscription '{subscription}' is {state}{reason}.", code=code)
+    if refusal := subscription_refusal(subscription):
+        raise NotAllowed(refusal, code=f"subscription_{subscription.state}")
 
 
 # --- the subscription lifecycle (tenants.lifecycle) --------------------------------------------------

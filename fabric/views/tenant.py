@@ -27,7 +27,7 @@ from portal.models import Job
 from portal.pagination import cursor_page
 from portal.views import safe_next
 from portal.views.jobs import job_poll_response
-from tenants.models import Subscription
+from tenants.models import Subscription, SubscriptionState
 from tenants.quotas import quota_list
 from tenants.selectors import subscription_get
 
@@ -75,7 +75,10 @@ def vm_list_page(request: HttpRequest) -> HttpResponse:
             raise Http404("No such subscription.") from exc
     page = cursor_page(request, vm_list(user=request.user, subscription=subscription))
     vms = _with_active_jobs(page.object_list)
-    can_create = bool(vms) or Subscription.objects.usable_by(request.user).exists()
+    # An active subscription among the rows answers without a query; else ask (all suspended, or no VM).
+    can_create = any(vm.subscription.state == SubscriptionState.ACTIVE for vm in vms) or (
+        Subscription.objects.usable_by(request.user).exists()
+    )
     return render(
         request,
         "tenant/fabric/vm_list.html",
@@ -85,9 +88,15 @@ def vm_list_page(request: HttpRequest) -> HttpResponse:
             "subscription": subscription,
             "can_create": can_create,
             "bulk_actions": VM_ACTIONS.values(),
+            "read_only": _read_only([subscription] if subscription else [vm.subscription for vm in vms]),
             "running_jobs": [vm.active_job for vm in vms],
         },
     )
+
+
+def _read_only(subscriptions: list[Subscription]) -> list[Subscription]:
+    """The suspended ones among `subscriptions` (loaded with their VMs: no query), once each."""
+    return list({sub.pk: sub for sub in subscriptions if sub.state == SubscriptionState.SUSPENDED}.values())
 
 
 def _with_active_jobs(vms: list[VirtualMachine]) -> list[VirtualMachine]:
@@ -140,6 +149,7 @@ def vm_detail(request: HttpRequest, pk: Any) -> HttpResponse:
         "active_job": active[0] if active else None,
         "jobs": recent,
         "actions": _action_bar(vm),
+        "read_only": _read_only([vm.subscription]),
         "history": vm_state_history(user=request.user, vm=vm)[:RECENT_STATE_CHANGES],
     }
     template = "tenant/fabric/vm_detail.html"

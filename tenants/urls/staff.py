@@ -13,5 +13,9 @@ urlpatterns = [
     path("subscriptions/", staff.subscription_list_page, name="subscriptions"),
     path("invitations/", staff.invitation_list_page, name="invitations"),
     path("invitations/<uuid:pk>/revoke/", staff.invitation_revoke_page, name="invitation-revoke"),
+    path("subscriptions/new/", staff.subscription_create_page, name="subscription-create"),
+    path("subscriptions/<uuid:pk>/", staff.subscription_detail, name="subscription"),
+    path("subscriptions/<uuid:pk>/delete/", staff.subscription_delete_page, name="subscription-delete"),
+    path("subscriptions/<uuid:pk>/<slug:action>/", staff.subscription_action_page, name="subscription-action"),
     path("", include("tenants.urls.tokens")),
 ]

@@ -14,5 +14,6 @@ urlpatterns = [
         views.subscription_coadmin_remove,
         name="subscription-coadmin-remove",
     ),
+    path("subscriptions/<uuid:pk>/cancel/", views.subscription_cancel_page, name="subscription-cancel"),
     path("", include("tenants.urls.tokens")),
 ]

@@ -15,11 +15,24 @@ from django.views.decorators.http import require_http_methods, require_POST
 
 from portal.exceptions import Forbidden, ServiceError
 from portal.forms import apply_service_error, error_message
-from tenants.forms import CoAdminAddForm
+from tenants.forms import CoAdminAddForm, SubscriptionCancelForm
 from tenants.models import Plan, Subscription, SubscriptionCoAdmin
 from tenants.quotas import quota_list, quota_offer
-from tenants.selectors import coadmin_list, plan_list, subscription_get, subscription_held, subscription_list
-from tenants.services import coadmin_add, coadmin_remove, subscription_create, subscription_require_owner
+from tenants.selectors import (
+    coadmin_list,
+    plan_list,
+    subscription_get,
+    subscription_held,
+    subscription_list,
+    subscription_role,
+)
+from tenants.services import (
+    coadmin_add,
+    coadmin_remove,
+    subscription_cancel,
+    subscription_create,
+    subscription_require_owner,
+)
 
 
 @login_required
@@ -62,7 +75,11 @@ def subscriptions(request: HttpRequest) -> HttpResponse:
     """The user's subscriptions with quota use; quota_list costs two queries per row, and a tenant
     holds few subscriptions (pinned in tests)."""
     page = Paginator(subscription_list(user=request.user), 50).get_page(request.GET.get("page"))
-    rows: list[dict[str, Any]] = [{"subscription": sub, "quotas": quota_list(sub)} for sub in page.object_list]
+    rows: list[dict[str, Any]] = [
+        # Whether to offer Cancel (no query: the owner is on the row); the service asks subscription_role.
+        {"subscription": sub, "quotas": quota_list(sub), "owner": sub.owner_id == request.user.pk}
+        for sub in page.object_list
+    ]
     return render(request, "tenant/tenants/subscriptions.html", {"page": page, "rows": rows})
 
 
@@ -112,3 +129,27 @@ def subscription_coadmin_remove(request: HttpRequest, pk: Any, coadmin_pk: Any) 
     coadmin_remove(subscription=subscription, by=request.user, coadmin=coadmin)
     messages.success(request, f"{coadmin.user.email} is no longer a co-administrator of '{subscription}'.")
     return redirect("tenant:subscription-coadmins", pk=subscription.pk)
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def subscription_cancel_page(request: HttpRequest, pk: Any) -> HttpResponse:
+    """Cancel a subscription (its owner only), confirmed by typing its name: every resource is
+    deleted through jobs, as when staff delete it."""
+    try:
+        subscription = subscription_get(user=request.user, pk=pk)
+    except (Subscription.DoesNotExist, ValidationError) as exc:
+        raise Http404("No such subscription.") from exc
+    form = SubscriptionCancelForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        try:
+            subscription_cancel(
+                subscription=subscription, user=request.user, confirm_name=form.cleaned_data["confirm_name"]
+            )
+        except (ServiceError, ValidationError) as exc:
+            apply_service_error(form, exc)
+        else:
+            messages.success(request, f"Subscription '{subscription}' is cancelled; its resources are being deleted.")
+            return redirect("tenant:subscriptions")
+    context = {"subscription": subscription, "form": form, "owner": subscription_role(request.user, subscription)}
+    return render(request, "tenant/tenants/subscription_cancel.html", context)
