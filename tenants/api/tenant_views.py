@@ -119,6 +119,7 @@ class SubscriptionViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, view
     def cancel(self, request: Request, pk: str | None = None) -> Response:
         """Cancel (owner only, confirmed with its name): every resource is deleted through jobs."""
         subscription = self.get_object()
+        subscription_require_owner(user=request.user, subscription=subscription, action="cancel it")
         serializer = CancelSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         job = subscription_cancel(

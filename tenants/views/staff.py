@@ -63,6 +63,8 @@ from tenants.services import (
 # Second lock behind the site's sign-in rule (only staff accounts sign in to the admin portal).
 
 PAGE_SIZE = 50
+# The lifecycle actions posted to subscription-action (delete has a confirmation page of its own).
+SUBSCRIPTION_PAGE_ACTIONS = ("suspend", "activate", "resync", "change-plan")
 # (target state, button label, button class) of the plan state actions.
 PLAN_STATE_ACTIONS = [
     (PlanState.PUBLIC, "Make public", "btn"),
@@ -327,7 +329,7 @@ def subscription_action_page(request: HttpRequest, pk: Any, action: str) -> Http
                 request, f"Subscription '{subscription}' moved to plan '{plan_form.cleaned_data['plan']}'."
             )
         else:
-            raise Http404("No such action.")
+            raise Http404("No such action.")  # SUBSCRIPTION_PAGE_ACTIONS are all handled above
     except (ServiceError, ValidationError) as exc:
         messages.error(request, error_message(exc))
     return redirect("staff:subscription", pk=subscription.pk)

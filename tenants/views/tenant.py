@@ -24,7 +24,6 @@ from tenants.selectors import (
     subscription_get,
     subscription_held,
     subscription_list,
-    subscription_role,
 )
 from tenants.services import (
     coadmin_add,
@@ -140,6 +139,10 @@ def subscription_cancel_page(request: HttpRequest, pk: Any) -> HttpResponse:
         subscription = subscription_get(user=request.user, pk=pk)
     except (Subscription.DoesNotExist, ValidationError) as exc:
         raise Http404("No such subscription.") from exc
+    try:  # a co-administrator sees the subscription, not this page: 403 with the reason
+        subscription_require_owner(user=request.user, subscription=subscription, action="cancel it")
+    except Forbidden as exc:
+        raise PermissionDenied(exc.message) from exc
     form = SubscriptionCancelForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
         try:
@@ -151,5 +154,4 @@ def subscription_cancel_page(request: HttpRequest, pk: Any) -> HttpResponse:
         else:
             messages.success(request, f"Subscription '{subscription}' is cancelled; its resources are being deleted.")
             return redirect("tenant:subscriptions")
-    context = {"subscription": subscription, "form": form, "owner": subscription_role(request.user, subscription)}
-    return render(request, "tenant/tenants/subscription_cancel.html", context)
+    return render(request, "tenant/tenants/subscription_cancel.html", {"subscription": subscription, "form": form})

@@ -37,6 +37,7 @@ from fabric.models import VirtualMachine
 from portal.models import Job
 from tenants.models import APIToken, Plan, Subscription, SubscriptionCoAdmin, User
 from tenants.services import coadmin_add, coadmin_remove, token_create
+from tenants.views.staff import SUBSCRIPTION_PAGE_ACTIONS
 from tests import factories
 
 # The resource an id kwarg names, by kwarg name ...
@@ -63,13 +64,15 @@ ROUTE_RESOURCES = {
 }
 # Kwargs that aren't object ids: every value is tried. The signed links mailed to an account
 # (password reset, email verification) are tried with B's account id and a forged token.
-VALUE_KWARGS = {"action": list(VM_ACTIONS), "token": ["forged-token"], "uidb64": ["Mg"]}
+VALUE_KWARGS = {"action": [*VM_ACTIONS, *SUBSCRIPTION_PAGE_ACTIONS], "token": ["forged-token"], "uidb64": ["Mg"]}
 # Routes reached through a signed link rather than an object id: with a forged token they answer a
 # page saying the link doesn't work (not a 404), and change nothing (checked below).
 SIGNED_LINK_ROUTES = {"password-reset-confirm", "verify-email"}
-# What only a subscription's owner may do: a co-administrator gets 403. (Cancel and add-ons join
-# this list with their routes.)
+# What only a subscription's owner may do: a co-administrator gets 403. (Add-ons join this list
+# with their routes.)
 OWNER_ONLY = {
+    "tenant:subscription-cancel",
+    "tenant-api:subscription-cancel",
     "tenant:subscription-coadmins",
     "tenant:subscription-coadmin-remove",
     "tenant-api:subscription-coadmins",

@@ -59,3 +59,14 @@ def test_the_walk_sees_function_level_imports(tmp_path):
         "import os\n\ndef f():\n    from fabric.models import VirtualMachine\n    import tenants.selectors\n"
     )
     assert imported_apps(module) == {"fabric", "tenants"}
+
+
+# The subscription lifecycle reaches services only through their registered hooks; the plan pages'
+# and plan API's remaining imports of fabric (views, serializers) go with the plan-service registry.
+LIFECYCLE_MODULES = ["lifecycle.py", "jobs.py", "services.py", "selectors.py", "quotas.py", "filters.py"]
+
+
+def test_the_subscription_lifecycle_in_tenants_imports_no_service():
+    tenants = PORTAL.parent / "tenants"
+    offenders = {name: imported_apps(tenants / name) - {"tenants"} for name in LIFECYCLE_MODULES}
+    assert {name: apps for name, apps in offenders.items() if apps} == {}
