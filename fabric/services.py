@@ -22,6 +22,7 @@ from django.utils import timezone
 from django.utils.text import slugify
 
 from portal import crypto
+from portal.access import is_staff
 from portal.columns import validate_columns
 from portal.exceptions import Conflict, NotAllowed, ServiceError
 from portal.jobs import job_create
@@ -400,8 +401,9 @@ def vm_prepare_retry(*, job: Job, by: User | None) -> None:
         VM_STATES.transition(vm, target=VMState.CREATING, job=job, actor=by, reason="retry")
         return
     declared = vm_action_of_job(job.kind)
-    # A subscription lifecycle's own job (a child of its group) runs whatever the subscription's state.
-    if declared.needs_active_subscription and job.parent_id is None:
+    # A subscription lifecycle's own job (a child of its group) runs again for staff whatever the
+    # subscription's state; for its tenant, the same rule as any action applies.
+    if declared.needs_active_subscription and not (job.parent_id is not None and is_staff(by)):
         subscription_require_active(vm.subscription)
     if not declared.allows(vm.state):
         raise NotAllowed(f"Can't {declared.name} '{vm.name}' while it is {vm.get_state_display().lower()}.")

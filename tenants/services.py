@@ -392,7 +392,11 @@ def subscription_lifecycle_ended(job: Job) -> None:
 
 def subscription_lifecycle_prepare_retry(job: Job, *, by: Any) -> None:
     """Retrying a lifecycle action's failed children (portal.job_groups.group_retry): allowed for the
-    subscription's latest action only, when nothing else runs; the subscription is syncing again."""
+    subscription's latest action only, when nothing else runs; the subscription is syncing again.
+    Staff only: these are the provider's actions (a tenant's cancel that didn't finish is finished
+    by staff, with a re-sync)."""
+    if not is_staff(by):
+        raise NotAllowed("Only the provider can run a subscription action again.")
     sub = _lifecycle_lock(Subscription(pk=job.target_id))
     if sub.lifecycle_job_id != job.pk:
         raise NotAllowed(f"A later action on subscription '{sub}' replaced this one; re-sync it instead.")

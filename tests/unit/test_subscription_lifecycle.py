@@ -261,3 +261,16 @@ def test_staff_may_subscribe_an_account_to_a_private_plan_but_not_a_decommission
 
 def test_the_vm_cloud_service_is_a_lifecycle_service():
     assert [service.name for service in lifecycle_services()] == ["vm_cloud"]
+
+
+def test_a_tenant_cannot_rerun_the_providers_lifecycle_jobs(monkeypatch, subscription, three_vms, tenant_user):
+    _, web02, _ = three_vms
+    refuse_for(monkeypatch, "stop_vm", web02, "Host hv-07 is in maintenance.")
+    parent = subscription_suspend(subscription=subscription, reason="Unpaid")
+    run_queued_jobs()
+    child = parent.children.get(target_name="web02")
+    monkeypatch.undo()
+    for job in (parent, child):
+        with pytest.raises(NotAllowed):
+            job_retry(job=job, by=tenant_user)
+    assert states(web02) == [VMState.RUNNING]
