@@ -120,9 +120,11 @@ def _settle(parent: Job) -> Job:
         .order_by("target_name")
         .values_list("target_name", "error", "state")
     )
-    named = "; ".join(f"{name}: {error or 'not done'}" for name, error, _ in not_done[:MAX_NAMED_FAILURES])
+    named = "; ".join(
+        f"{name}: {(error or 'not done').rstrip('.')}" for name, error, _ in not_done[:MAX_NAMED_FAILURES]
+    )
     more = len(not_done) - MAX_NAMED_FAILURES
-    message = f"Not done on {len(not_done)} of {progress.total}: {named}" + (f"; and {more} more." if more > 0 else "")
+    message = f"Not done on {len(not_done)} of {progress.total}: {named}" + (f"; and {more} more." if more > 0 else ".")
     # Cancelled (staff stopped it) only if nothing failed of its own accord.
     cancelled = all(state == JobState.CANCELLED for _, _, state in not_done)
     job_end(parent, JobState.CANCELLED if cancelled else JobState.FAILED, message)

@@ -93,4 +93,9 @@ def job_detail(request: HttpRequest, pk: str) -> HttpResponse:
         job = job_get(user=request.user, pk=pk)
     except (Job.DoesNotExist, ValueError) as exc:
         raise Http404 from exc
-    return render(request, "components/job_detail_page.html", {"job": job})
+    # A job group's parent lists its children (those the user may see), polled with it.
+    children = (
+        list(job_list(user=request.user).filter(parent=job).order_by("target_name")) if job.params.get("group") else []
+    )
+    context = {"job": job, "children": children, "polled": [job, *children]}
+    return render(request, "components/job_detail_page.html", context)

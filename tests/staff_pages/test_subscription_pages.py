@@ -143,3 +143,18 @@ def test_detail_of_an_unknown_subscription_is_404(staff_client, db):
         staff_client.get(reverse("staff:subscription", args=["00000000-0000-0000-0000-000000000000"])).status_code
         == 404
     )
+
+
+def test_the_parent_jobs_page_lists_each_resource_with_its_progress(staff_client, subscription, endpoint, monkeypatch):
+    factories.make_vm(subscription, endpoint, "web01")
+    factories.make_vm(subscription, endpoint, "web02")
+    factories.fabric_refuses(monkeypatch, "stop_vm", "Host hv-07 is in maintenance.")
+    parent = subscription_suspend(subscription=subscription, reason="Unpaid")
+    body = staff_client.get(reverse("staff:job", args=[parent.pk])).content.decode()
+    assert "0 of 2 done" in body and 'id="job-poller"' in body
+    run_queued_jobs()
+    body = staff_client.get(reverse("staff:job", args=[parent.pk])).content.decode()
+    assert "Not done on 2 of 2: web01: Host hv-07 is in maintenance; web02: Host hv-07 is in maintenance." in body
+    for child in parent.children.all():
+        assert reverse("staff:job", args=[child.pk]) in body
+    assert "Retry" in body
