@@ -274,3 +274,21 @@ def test_a_tenant_cannot_rerun_the_providers_lifecycle_jobs(monkeypatch, subscri
         with pytest.raises(NotAllowed):
             job_retry(job=job, by=tenant_user)
     assert states(web02) == [VMState.RUNNING]
+
+
+def test_a_vm_busy_when_the_action_ran_is_left_out_of_sync_until_a_resync(subscription, endpoint):
+    vm, _ = factories.make_vm_job(subscription, endpoint, "web03")  # still being created
+    parent = subscription_suspend(subscription=subscription, reason="Unpaid")
+    assert parent.state == JobState.SUCCEEDED  # nothing was running to stop
+    subscription.refresh_from_db()
+    assert subscription.sync_state == SyncState.OUT_OF_SYNC
+    assert subscription.leftovers == [
+        {"resource": "web03", "kind": "Virtual machine", "error": "It is creating; re-sync to finish."}
+    ]
+    run_queued_jobs()  # the create ends: web03 runs on a suspended subscription
+    assert states(vm) == [VMState.RUNNING]
+    subscription_resync(subscription=subscription)
+    run_queued_jobs()
+    assert states(vm) == [VMState.STOPPED]
+    subscription.refresh_from_db()
+    assert subscription.sync_state == SyncState.IN_SYNC
