@@ -7,6 +7,7 @@ from typing import Any
 
 from django.http import HttpRequest
 
+from portal.access import Capability, has_capability
 from portal.navigation import NewChoice, OverviewTile, RailEntry
 
 from .models import FabricEndpoint, VirtualMachine
@@ -39,6 +40,7 @@ NAVIGATION = (
         "staff:endpoint-create",
         "Register a fabric; its stamps and clouds are synced.",
         order=10,
+        allowed=lambda user: has_capability(user, Capability.ADMINISTER),
     ),
     NewChoice(
         "tenant", "Virtual machine", "tenant:vm-create", "A VM from a template, in one of your subscriptions.", order=10

@@ -21,7 +21,7 @@ from rest_framework.permissions import BasePermission
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
-from portal.access import is_staff
+from portal.access import Capability, has_capability, is_staff, refusal, view_capability
 from portal.auth import account_allowed_on_site
 from portal.exceptions import ServiceError
 
@@ -47,13 +47,27 @@ class FilterBackend(DjangoFilterBackend):
         return super().filter_queryset(request, queryset, view)
 
 
+def _role_allows(permission: BasePermission, request: Any, view: Any) -> bool:
+    """portal.access's role check for the capability the view declares for this request; an action
+    that declares nothing is for administrators only. A method the viewset doesn't route (no action)
+    passes, so DRF answers it 405."""
+    if hasattr(view, "action") and view.action is None:
+        return True
+    capability = view_capability(view) or Capability.ADMINISTER
+    if has_capability(request.user, capability):
+        return True
+    permission.message = refusal(request.user, capability)  # type: ignore[attr-defined]
+    return False
+
+
 class IsStaff(BasePermission):
-    """Staff API: only staff accounts (SiteBackend already refuses others; this is defense in depth)."""
+    """Staff API: only staff accounts (SiteBackend already refuses others; this is defense in depth),
+    and only those whose role grants what the view declares (`capabilities`/`capability`)."""
 
     message = "This API is for staff accounts."
 
     def has_permission(self, request: Any, view: Any) -> bool:
-        return is_staff(request.user)
+        return is_staff(request.user) and _role_allows(self, request, view)
 
 
 class IsTenant(BasePermission):
@@ -73,7 +87,9 @@ class IsSiteAccount(BasePermission):
 
     def has_permission(self, request: Any, view: Any) -> bool:
         user = request.user
-        return bool(user and user.is_authenticated and account_allowed_on_site(user))
+        if not (user and user.is_authenticated and account_allowed_on_site(user)):
+            return False
+        return not is_staff(user) or _role_allows(self, request, view)
 
 
 def _fields(detail: Any) -> dict[str, list[str]]:

@@ -20,6 +20,7 @@ from rest_framework.renderers import JSONRenderer
 from rest_framework.request import Request
 from rest_framework.response import Response
 
+from portal.access import Capability
 from portal.api import ERRORS, IsSiteAccount, IsStaff
 from portal.jobs import job_can_retry, job_cancel, job_retry
 from portal.models import Job, JobState, PortalSettings, SignupPolicy
@@ -82,6 +83,8 @@ class JobViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Gene
 
     serializer_class = JobSerializer
     permission_classes = [IsSiteAccount]
+    # Staff accounts' roles (tenants see their own jobs, by visible_to).
+    capabilities = {"list": Capability.VIEW, "retrieve": Capability.VIEW, "retry": Capability.OPERATE}
     filterset_class = JobFilter
     pagination_class = CursorPagination
 
@@ -99,6 +102,8 @@ class JobViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Gene
 class StaffJobViewSet(JobViewSet):
     """Staff's jobs: every job, and cancel."""
 
+    capabilities = {**JobViewSet.capabilities, "cancel": Capability.OPERATE}
+
     @extend_schema(request=None, responses={200: JobSerializer, **ERRORS})
     @action(detail=True, methods=["post"], permission_classes=[IsStaff])
     def cancel(self, request: Request, pk: Any = None) -> Response:
@@ -112,6 +117,7 @@ class SchemaView(SpectacularAPIView):
     under /api/ (YAML when asked for: `?format=yaml` or its Accept type); its refusals are the error body."""
 
     permission_classes = [IsSiteAccount]
+    capability = Capability.VIEW
     renderer_classes = [OpenApiJsonRenderer, OpenApiJsonRenderer2, OpenApiYamlRenderer, OpenApiYamlRenderer2]
 
     def finalize_response(self, request: Request, response: Any, *args: Any, **kwargs: Any) -> Any:

@@ -31,3 +31,8 @@ class PortalConfig(AppConfig):
                 OverviewTile(site, "Recent jobs", "components/_overview_jobs.html", recent_jobs_tile, order=90),
             )
         navigation.register(RailEntry("staff", "Settings", "staff:settings", order=98, active=("settings",)))
+        # Sign-in security of the admin portal, after the API tokens.
+        navigation.register(
+            RailEntry("staff", "Two-factor sign-in", "staff:two-factor", order=96),
+            RailEntry("staff", "Sign-in lockouts", "staff:signin-lockouts", order=97, active=("signin-lockout",)),
+        )

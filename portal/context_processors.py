@@ -1,10 +1,12 @@
-"""Template context shared by both sites: which portal this is and its navigation (rail, "+ New")."""
+"""Template context shared by both sites: which portal this is, its navigation (rail, "+ New"), and
+whether the account may administer (pages hide what its role can't do; the role check still refuses)."""
 
 from __future__ import annotations
 
 from django.conf import settings
 from django.http import HttpRequest
 
+from portal.access import Capability, has_capability
 from portal.navigation import Navigation
 
 
@@ -16,4 +18,5 @@ def site(request: HttpRequest) -> dict:
     if user is not None and user.is_authenticated:
         match = getattr(request, "resolver_match", None)
         nav = Navigation(settings.CANOPY_SITE, user, match.url_name or "" if match else "")
-    return {"canopy_site": settings.CANOPY_SITE, "nav": nav}
+    can_administer = has_capability(user, Capability.ADMINISTER)
+    return {"canopy_site": settings.CANOPY_SITE, "nav": nav, "can_administer": can_administer}

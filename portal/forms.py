@@ -96,3 +96,18 @@ class PortalSettingsForm(forms.Form):
         widget=forms.RadioSelect,
         help_text="Invitations are sent from the Invitations page.",
     )
+
+
+class TOTPCodeForm(forms.Form):
+    code = forms.CharField(
+        label="Code from your authenticator app",
+        max_length=10,
+        widget=forms.TextInput(
+            attrs={"autofocus": True, "autocomplete": "one-time-code", "inputmode": "numeric", "pattern": "[0-9 ]*"}
+        ),
+    )
+
+
+class LockoutResetForm(forms.Form):
+    username = forms.CharField(max_length=255)
+    ip_address = forms.GenericIPAddressField()

@@ -2,8 +2,16 @@
 
 from __future__ import annotations
 
-from django.http import HttpRequest
+from collections.abc import Callable
+from typing import Any
+
+from django.conf import settings
+from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.middleware.common import CommonMiddleware as DjangoCommonMiddleware
+from django.shortcuts import redirect
+
+from portal.access import is_staff
+from portal.api import error_body
 
 
 class CommonMiddleware(DjangoCommonMiddleware):
@@ -18,3 +26,31 @@ class CommonMiddleware(DjangoCommonMiddleware):
         if request.path_info.startswith("/api/"):
             return False
         return super().should_redirect_with_slash(request)
+
+
+class StaffTOTPMiddleware:
+    """With CANOPY_STAFF_REQUIRE_TOTP, a staff session that hasn't passed a TOTP code step reaches
+    only the enrolment page and the public routes (sign-in, sign-out): pages redirect to enrolment,
+    the API answers 403 `totp_required`. A staff account that already has a device but a session
+    that never gave its code (signed in before it was required) is signed out to sign in again.
+    Requests with an API token aren't session users here and pass: TOTP guards the sessions that
+    make tokens."""
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        return self.get_response(request)
+
+    def process_view(self, request: HttpRequest, view_func: Any, args: Any, kwargs: Any) -> HttpResponse | None:
+        if settings.CANOPY_SITE != "staff" or not settings.CANOPY_STAFF_REQUIRE_TOTP:
+            return None
+        if getattr(view_func, "public", False) or getattr(view_func, "totp_exempt", False):
+            return None
+        user = request.user
+        if not is_staff(user) or getattr(user, "is_verified", lambda: False)():
+            return None
+        if request.path_info.startswith("/api/"):
+            message = "Two-factor sign-in is required: enrol an authenticator app in the admin portal."
+            return JsonResponse(error_body("totp_required", message), status=403)
+        return redirect("staff:two-factor")

@@ -45,3 +45,15 @@ def portal_settings_get() -> PortalSettings:
 def signup_policy() -> str:
     """open, invitation or closed (portal.models.SignupPolicy)."""
     return portal_settings_get().signup_policy
+
+
+def signin_lockout_list() -> QuerySet[Any]:
+    """Sign-in lockouts in force (django-axes): each account and address with at least
+    AXES_FAILURE_LIMIT failures within AXES_COOLOFF_TIME, the most recent failure first. These are
+    django-axes' own records, which the sign-in pages of both sites write."""
+    from axes.models import AccessAttempt  # imported here: axes reads its settings at import
+
+    since = Now() - settings.AXES_COOLOFF_TIME
+    return AccessAttempt.objects.filter(
+        failures_since_start__gte=settings.AXES_FAILURE_LIMIT, attempt_time__gte=since
+    ).order_by("-attempt_time", "-pk")

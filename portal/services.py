@@ -1,4 +1,6 @@
-"""Writes of the portal's own rows: the provider settings staff change in the admin portal."""
+"""Writes of the portal's own rows and sign-in security: the provider settings staff change in the
+admin portal, staff TOTP devices (django-otp) and the release of sign-in lockouts (django-axes).
+Pages call these, never the libraries' models directly."""
 
 from __future__ import annotations
 
@@ -6,6 +8,7 @@ from typing import Any
 
 from django.core.exceptions import ValidationError
 from django.db import transaction
+from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from portal.models import PortalSettings, SignupPolicy
 
@@ -22,3 +25,57 @@ def portal_settings_update(*, by: Any, signup_policy: str) -> PortalSettings:
         row.updated_by = by if getattr(by, "pk", None) else None
         row.save()
     return row
+
+
+TOTP_DEVICE_NAME = "Authenticator app"
+
+
+def totp_device_confirmed(user: Any) -> TOTPDevice | None:
+    """The account's confirmed TOTP device, which sign-in asks a code of; None without one."""
+    if not getattr(user, "pk", None):
+        return None
+    return TOTPDevice.objects.filter(user=user, confirmed=True).order_by("pk").first()
+
+
+def totp_enrolment_start(*, user: Any) -> TOTPDevice:
+    """The account's device being enrolled: an unconfirmed one with a fresh random key, made once and
+    shown again until it is confirmed (so the QR code stays the same on reload). Asks nothing at
+    sign-in until confirmed."""
+    device = TOTPDevice.objects.filter(user=user, confirmed=False).order_by("pk").first()
+    return device or TOTPDevice.objects.create(user=user, name=TOTP_DEVICE_NAME, confirmed=False)
+
+
+def totp_enrolment_confirm(*, user: Any, device: TOTPDevice, token: str) -> TOTPDevice:
+    """Confirm the device with a code from the app: from now on sign-in asks for a code. Raises
+    ValidationError for a wrong code (django-otp counts it: repeated failures are throttled)."""
+    if device.user_id != user.pk or device.confirmed:
+        raise ValidationError({"code": "This device can't be confirmed; reload the page."})
+    if not totp_check(device=device, token=token):
+        raise ValidationError({"code": "Wrong code: enter the 6 digits your app shows now."})
+    with transaction.atomic():
+        device.confirmed = True
+        device.save(update_fields=["confirmed"])
+        # One device per account: what another enrolment left unconfirmed is dropped.
+        TOTPDevice.objects.filter(user=user, confirmed=False).delete()
+    return device
+
+
+def totp_check(*, device: TOTPDevice, token: str) -> bool:
+    """True for the device's current code (one step of drift allowed, a code used once only);
+    False for a wrong code or while django-otp throttles the device after failures."""
+    token = "".join(token.split())
+    if not token.isdigit() or len(token) != device.digits:
+        return False
+    allowed, _ = device.verify_is_allowed()
+    return bool(allowed and device.verify_token(token))
+
+
+def signin_lockout_reset(*, username: str, ip_address: str) -> int:
+    """Release the sign-in lockout of one account from one address (django-axes' reset of that pair):
+    it may sign in at once, with a fresh count. Returns how many records were cleared; never clears
+    everyone (both must be given)."""
+    from axes.utils import reset  # imported here: it reads axes' settings at import
+
+    if not username or not ip_address:
+        raise ValidationError("Name the account and the address whose lockout to release.")
+    return reset(ip=ip_address, username=username)

@@ -13,7 +13,7 @@ from django.contrib.auth.models import AbstractBaseUser, BaseUserManager, Permis
 from django.db import models
 from django.utils import timezone
 
-from portal.access import OwnedQuerySet
+from portal.access import OwnedQuerySet, StaffRole
 
 from .querysets import PlanQuerySet, SubscriptionQuerySet
 
@@ -27,6 +27,10 @@ class UserManager(BaseUserManager["User"]):
         # Accounts made here (staff, the demo seed, scripts) are vouched for; self sign-up
         # (tenants.services.account_signup) passes email_verified_at=None and sends a link.
         extra.setdefault("email_verified_at", timezone.now())
+        if extra.get("is_staff"):
+            # Staff accounts were all administrators before roles; creating one without a role
+            # keeps meaning that. The staff pages and API always pass the role they chose.
+            extra.setdefault("staff_role", StaffRole.ADMINISTRATOR)
         user = self.model(email=self.normalize_email(email).lower(), **extra)
         user.set_password(password)
         user.save(using=self._db)
@@ -39,12 +43,20 @@ class UserManager(BaseUserManager["User"]):
 
 
 class User(AbstractBaseUser, PermissionsMixin):
-    """An account, signed in by email. `is_staff` accounts use the admin portal, others the tenant portal."""
+    """An account, signed in by email. `is_staff` accounts use the admin portal, others the tenant portal.
+
+    `staff_role` says what a staff account may do there (portal.access.has_capability; "" for
+    tenants). `is_active` False refuses sign-in and ends existing sessions at their next request: a
+    locked tenant account, a deactivated staff account, a deleted account that must be kept because
+    its (deleted) subscriptions still name it (`deleted_at`, with its address and name wiped).
+    """
 
     email = models.EmailField(unique=True)
     full_name = models.CharField(max_length=150, blank=True)
     is_staff = models.BooleanField(default=False, help_text="Provider staff (admin portal) account")
     is_active = models.BooleanField(default=True)  # type: ignore[misc]  # a field, as in AbstractUser
+    staff_role = models.CharField(max_length=16, choices=StaffRole.choices, blank=True, default="")
+    deleted_at = models.DateTimeField(null=True, blank=True)
     date_joined = models.DateTimeField(default=timezone.now)
     email_verified_at = models.DateTimeField(
         null=True, blank=True, help_text="When the account proved it reads its email address (null: not yet)"

@@ -7,7 +7,7 @@ from typing import Any
 from django.db.models import QuerySet
 from django.http import HttpRequest
 
-from portal.access import is_staff
+from portal.access import Capability, has_capability, is_staff
 from portal.navigation import NewChoice, OverviewTile, RailEntry
 
 from .models import Plan, Subscription, User
@@ -31,6 +31,14 @@ NAVIGATION = (
     # each account's own API tokens, last in both rails (after the portal's jobs)
     RailEntry("staff", "API tokens", "staff:tokens", order=95, active=("token",)),
     RailEntry("tenant", "API tokens", "tenant:tokens", order=95, active=("token",)),
+    RailEntry(
+        "staff",
+        "Staff accounts",
+        "staff:staff-accounts",
+        order=35,
+        active=("staff-account",),
+        allowed=lambda user: has_capability(user, Capability.ADMINISTER),
+    ),
     RailEntry("staff", "Plans", "staff:plans", order=20, count=Plan.objects.visible_to, active=("plan",)),
     RailEntry("staff", "User accounts", "staff:accounts", order=30, count=_accounts, active=("account",)),
     RailEntry("staff", "Invitations", "staff:invitations", order=32, active=("invitation",)),
@@ -50,7 +58,14 @@ NAVIGATION = (
         count=Subscription.objects.visible_to,
         active=("subscription", "plan"),
     ),
-    NewChoice("staff", "Plan", "staff:plan-create", "A set of services and quotas tenants can subscribe to.", order=20),
+    NewChoice(
+        "staff",
+        "Plan",
+        "staff:plan-create",
+        "A set of services and quotas tenants can subscribe to.",
+        order=20,
+        allowed=lambda user: has_capability(user, Capability.ADMINISTER),
+    ),
     OverviewTile("staff", "Plans", "staff/tenants/_overview_plans.html", _plans, order=20),
     OverviewTile("tenant", "Start with a subscription", "tenant/tenants/_overview_start.html", _start, order=0),
 )

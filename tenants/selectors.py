@@ -101,15 +101,34 @@ def coadmin_list(*, subscription: Subscription) -> QuerySet[SubscriptionCoAdmin]
     )
 
 
-def account_list(*, user: Any) -> QuerySet[User]:
-    """Tenant accounts with their live subscription count; staff only (others see none)."""
+def account_list(*, user: Any, search: str = "") -> QuerySet[User]:
+    """Tenant accounts (deleted ones left out) with their live subscription count, `search` matching
+    part of the email address or name; staff only (others see none)."""
     if not is_staff(user):
         return User.objects.none()
-    return (
-        User.objects.filter(is_staff=False)
-        .annotate(subscription_count=Count("subscriptions", filter=~Q(subscriptions__state=SubscriptionState.DELETED)))
-        .order_by("email")
-    )  # aggregation drops Meta.ordering; pages need a stable order
+    accounts = User.objects.filter(is_staff=False, deleted_at__isnull=True)
+    if search := search.strip():
+        accounts = accounts.filter(Q(email__icontains=search) | Q(full_name__icontains=search))
+    return accounts.annotate(
+        subscription_count=Count("subscriptions", filter=~Q(subscriptions__state=SubscriptionState.DELETED))
+    ).order_by("email", "pk")  # aggregation drops Meta.ordering; pages need a stable order
+
+
+def account_get(*, user: Any, pk: Any) -> User:
+    """A tenant account, or User.DoesNotExist (a 404) for staff accounts, deleted ones and non-staff."""
+    return account_list(user=user).get(pk=pk)
+
+
+def staff_account_list(*, user: Any) -> QuerySet[User]:
+    """Staff accounts with their role, active ones first; staff only (pages and API: administrators)."""
+    if not is_staff(user):
+        return User.objects.none()
+    return User.objects.filter(is_staff=True).order_by("-is_active", "email", "pk")
+
+
+def staff_account_get(*, user: Any, pk: Any) -> User:
+    """A staff account, or User.DoesNotExist (a 404)."""
+    return staff_account_list(user=user).get(pk=pk)
 
 
 def signup_invitation_list(*, user: Any) -> QuerySet[SignupInvitation]:

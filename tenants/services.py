@@ -8,15 +8,20 @@ from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
 from django.contrib.auth.password_validation import validate_password
+from django.contrib.auth.tokens import default_token_generator
 from django.core import signing
 from django.core.cache import cache
 from django.core.exceptions import ValidationError
+from django.core.mail import send_mail
 from django.core.validators import validate_email
 from django.db import IntegrityError, transaction
 from django.db.models import Q
+from django.urls import reverse
 from django.utils import timezone
+from django.utils.encoding import force_bytes
+from django.utils.http import urlsafe_base64_encode
 
-from portal.access import is_staff
+from portal.access import StaffRole, is_staff
 from portal.columns import validate_columns
 from portal.crypto import keyed_digests
 from portal.exceptions import Conflict, Forbidden, NotAllowed
@@ -43,25 +48,34 @@ from .selectors import TOKEN_DIGEST_PURPOSE, TOKEN_PREFIX, subscription_refusal,
 
 
 def account_create(
-    *, email: str, password: str, full_name: str = "", is_staff: bool = False, email_verified: bool = True
+    *,
+    email: str,
+    password: str | None,
+    full_name: str = "",
+    is_staff: bool = False,
+    staff_role: str = "",
+    email_verified: bool = True,
 ) -> User:
     """Create an account. Raises ValidationError (field errors) for a taken email or weak password.
 
     `email_verified=False` for self sign-up: the account then can't subscribe until it follows the
-    link email_verification_send mails it."""
+    link email_verification_send mails it. A password of None leaves the account without a usable
+    one (a staff account that sets its own through a link)."""
     email = User.objects.normalize_email(email).strip().lower()
     if User.objects.filter(email__iexact=email).exists():
         raise ValidationError({"email": "An account with this email address already exists."})
     candidate = User(email=email, full_name=full_name, is_staff=is_staff)
-    try:
-        validate_password(password, user=candidate)
-    except ValidationError as exc:
-        raise ValidationError({"password": exc.messages}) from exc
+    if password is not None:
+        try:
+            validate_password(password, user=candidate)
+        except ValidationError as exc:
+            raise ValidationError({"password": exc.messages}) from exc
     verified_at = timezone.now() if email_verified else None
+    extra: dict[str, Any] = {"staff_role": staff_role} if is_staff else {}
     try:
         with transaction.atomic():
             return User.objects.create_user(
-                email, password, full_name=full_name, is_staff=is_staff, email_verified_at=verified_at
+                email, password, full_name=full_name, is_staff=is_staff, email_verified_at=verified_at, **extra
             )
     except IntegrityError as exc:
         raise ValidationError({"email": "An account with this email address already exists."}) from exc
@@ -209,6 +223,164 @@ def email_verify(*, token: str) -> User:
     User.objects.filter(pk=user.pk, email_verified_at__isnull=True).update(email_verified_at=timezone.now())
     user.refresh_from_db(fields=["email_verified_at"])
     return user
+
+
+# --- tenant accounts, as staff look after them -------------------------------------------------------
+# Lock, unlock, password reset and delete are account changes: administrators only
+# (portal.access); the services take the account a staff page or API call already looked up.
+
+
+def _require_tenant_account(account: User) -> None:
+    if account.is_staff:
+        raise NotAllowed("This is a staff account: manage it on the Staff accounts page.")
+
+
+def account_lock(*, account: User) -> User:
+    """Lock a tenant account: its sign-ins and API tokens are refused, and its open sessions end at
+    their next request (the sites' backend reads `is_active` on every request). Idempotent."""
+    _require_tenant_account(account)
+    User.objects.filter(pk=account.pk).update(is_active=False)
+    account.is_active = False
+    return account
+
+
+def account_unlock(*, account: User) -> User:
+    """Let a locked tenant account sign in again. A deleted account stays deleted. Idempotent."""
+    _require_tenant_account(account)
+    if account.deleted_at is not None:
+        raise NotAllowed("This account was deleted.")
+    User.objects.filter(pk=account.pk).update(is_active=True)
+    account.is_active = True
+    return account
+
+
+TEMPORARY_PASSWORD_BYTES = 12  # 16 URL-safe characters
+
+
+def account_password_reset(*, account: User) -> str:
+    """Give a tenant account a new random password and return it, in clear, this once (it is
+    stored only hashed, and never logged). Every open session of the account ends at its next
+    request (Django binds sessions to the password hash); its API tokens keep working."""
+    _require_tenant_account(account)
+    password = secrets.token_urlsafe(TEMPORARY_PASSWORD_BYTES)
+    account.set_password(password)
+    account.save(update_fields=["password"])
+    return password
+
+
+def account_delete(*, account: User) -> None:
+    """Delete a tenant account that holds no subscription other than deleted ones; raises NotAllowed
+    naming them otherwise. An account whose deleted subscriptions are kept (usage, audit) keeps its
+    row, deactivated with its address and name wiped (the address may sign up again); one that never
+    held a subscription is removed with its API tokens."""
+    with transaction.atomic():
+        # Row lock: a subscription created for the account meanwhile waits for this (its foreign key
+        # locks the account's row), then sees the account gone or deactivated.
+        account = User.objects.select_for_update().get(pk=account.pk)
+        _require_tenant_account(account)
+        held = list(
+            Subscription.objects.filter(owner=account)
+            .exclude(state=SubscriptionState.DELETED)
+            .values_list("name", flat=True)[:6]
+        )
+        if held:
+            shown = ", ".join(f"'{name}'" for name in held[:5]) + (" and more" if len(held) > 5 else "")
+            raise NotAllowed(
+                f"{account.email} still holds subscriptions that aren't deleted ({shown}): delete them first."
+            )
+        if not Subscription.objects.filter(owner=account).exists():
+            account.delete()
+            return
+        account.email = f"deleted-{account.pk}@accounts.invalid"
+        account.full_name = ""
+        account.is_active = False
+        account.deleted_at = timezone.now()
+        account.set_unusable_password()
+        account.save(update_fields=["email", "full_name", "is_active", "deleted_at", "password"])
+        APIToken.objects.filter(user=account).delete()
+
+
+# --- staff accounts and roles (administrators only) ------------------------------------------------
+
+
+def _validate_role(role: str) -> None:
+    if role not in StaffRole.values:
+        raise ValidationError({"role": f"Unknown role '{role}'; one of: {', '.join(StaffRole.values)}."})
+
+
+def staff_account_create(*, email: str, full_name: str = "", role: str, password: str | None = None) -> User:
+    """Create a staff account with a role. Without a password the account has none usable until
+    it sets one through a set-password link (the page sends it). Raises ValidationError."""
+    _validate_role(role)
+    return account_create(email=email, password=password, full_name=full_name, is_staff=True, staff_role=role)
+
+
+def staff_set_password_link_send(*, account: User, site_url: str) -> None:
+    """Email the account a link to set its password on the admin portal at `site_url` (Django's
+    reset token: it works once, and for PASSWORD_RESET_TIMEOUT), through the configured email
+    backend (the console by default)."""
+    uid = urlsafe_base64_encode(force_bytes(account.pk))
+    path = reverse("password-set", kwargs={"uidb64": uid, "token": default_token_generator.make_token(account)})
+    send_mail(
+        subject="Your Canopy admin portal account",
+        message=(
+            f"An administrator created an admin portal account for {account.email}.\n\n"
+            f"Set your password here (the link works once):\n{site_url.rstrip('/')}{path}\n"
+        ),
+        from_email=None,
+        recipient_list=[account.email],
+    )
+
+
+def _require_staff_account(account: User) -> None:
+    if not account.is_staff:
+        raise NotAllowed("This is a tenant account: manage it on the User accounts page.")
+
+
+def _keep_an_administrator(account: User, *, losing: bool) -> None:
+    """Refuse a change that would leave no active administrator. Locks every active
+    administrator's row (in pk order, so two such changes can't deadlock): two administrators
+    demoting each other at once can't both succeed. Call inside a transaction."""
+    admins = list(
+        User.objects.select_for_update()
+        .filter(is_staff=True, is_active=True, staff_role=StaffRole.ADMINISTRATOR)
+        .order_by("pk")
+        .values_list("pk", flat=True)
+    )
+    if losing and admins == [account.pk]:
+        raise NotAllowed(
+            f"{account.email} is the last active administrator: make another account an administrator first."
+        )
+
+
+def staff_role_set(*, account: User, role: str) -> User:
+    """Change a staff account's role; never demotes the last active administrator (NotAllowed)."""
+    _require_staff_account(account)
+    _validate_role(role)
+    with transaction.atomic():
+        _keep_an_administrator(account, losing=role != StaffRole.ADMINISTRATOR)
+        User.objects.filter(pk=account.pk).update(staff_role=role)
+    account.staff_role = role
+    return account
+
+
+def staff_account_deactivate(*, account: User) -> User:
+    """Deactivate a staff account: it can't sign in, its sessions end at their next request and its
+    API tokens are refused. Never the last active administrator (NotAllowed). Idempotent."""
+    _require_staff_account(account)
+    with transaction.atomic():
+        _keep_an_administrator(account, losing=True)
+        User.objects.filter(pk=account.pk).update(is_active=False)
+    account.is_active = False
+    return account
+
+
+def staff_account_activate(*, account: User) -> User:
+    """Let a deactivated staff account sign in again. Idempotent."""
+    _require_staff_account(account)
+    User.objects.filter(pk=account.pk).update(is_active=True)
+    account.is_active = True
+    return account
 
 
 def plan_create(*, name: str, description: str = "", max_subscriptions_per_account: int = 1) -> Plan:

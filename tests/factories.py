@@ -15,6 +15,7 @@ from fabric.drivers import CapacityExceeded
 from fabric.drivers.simulator import SimulatorDriver
 from fabric.models import Cloud, FabricEndpoint, HardwareProfile, VirtualMachine, VMTemplate
 from fabric.services import endpoint_register, plan_vm_cloud_set, vm_create
+from portal.access import StaffRole
 from portal.jobs import job_execute
 from portal.models import Job, JobState
 from tenants.models import Plan, PlanState, Subscription, User
@@ -34,6 +35,8 @@ class UserFactory(factory.django.DjangoModelFactory):
     full_name = factory.Faker("name")
     is_staff = False
     email_verified_at = factory.LazyFunction(timezone.now)
+    # Staff accounts are administrators unless a test says otherwise (as before roles).
+    staff_role = factory.LazyAttribute(lambda o: StaffRole.ADMINISTRATOR if o.is_staff else "")
     password = factory.PostGenerationMethodCall("set_password", PASSWORD)
 
     @factory.post_generation

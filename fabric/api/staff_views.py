@@ -15,6 +15,7 @@ from rest_framework.response import Response
 
 from fabric.selectors import cloud_list, endpoint_list
 from fabric.services import endpoint_register, endpoint_sync, plan_vm_cloud_set
+from portal.access import Capability
 from portal.api import ERRORS, IsStaff, accepted_job, accepted_serializer
 from tenants.selectors import plan_list
 
@@ -38,6 +39,12 @@ class EndpointViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets
     """Fabric endpoints with their stamps and clouds; the detail adds the catalog."""
 
     permission_classes = [IsStaff]
+    capabilities = {
+        "list": Capability.VIEW,
+        "retrieve": Capability.VIEW,
+        "create": Capability.ADMINISTER,
+        "sync": Capability.OPERATE,  # re-reads the fabric; changes no setting
+    }
 
     def get_queryset(self):  # type: ignore[override]
         qs = endpoint_list()
@@ -70,6 +77,7 @@ class CloudViewSet(viewsets.ReadOnlyModelViewSet):
     """VM clouds with their capacity (total and used, as the fabric last reported) and portal VM count."""
 
     permission_classes = [IsStaff]
+    capabilities = {"list": Capability.VIEW, "retrieve": Capability.VIEW}
     serializer_class = CloudSerializer
 
     def get_queryset(self):  # type: ignore[override]
@@ -80,6 +88,7 @@ class PlanVMCloudView(generics.GenericAPIView):
     """PUT the plan's VM cloud and its quotas (null = unlimited); replaces an earlier offer."""
 
     permission_classes = [IsStaff]
+    capability = Capability.ADMINISTER  # part of the plan editor
     serializer_class = PlanVMCloudInputSerializer
     pagination_class = None
     filter_backends: list = []

@@ -18,7 +18,7 @@ from fabric.forms_staff import EndpointRegisterForm
 from fabric.models import FabricEndpoint
 from fabric.selectors import endpoint_get, endpoint_last_job, endpoint_list
 from fabric.services import endpoint_register, endpoint_sync
-from portal.access import staff_required
+from portal.access import Capability, capability_required
 from portal.exceptions import ServiceError
 from portal.forms import apply_service_error
 
@@ -33,13 +33,13 @@ def _get_endpoint(pk: int) -> FabricEndpoint:
         raise Http404 from exc
 
 
-@staff_required
+@capability_required(Capability.VIEW)
 def endpoint_list_page(request: HttpRequest) -> HttpResponse:
     page = Paginator(endpoint_list(), 50).get_page(request.GET.get("page"))
     return render(request, "staff/fabric/endpoint_list.html", {"page": page, "endpoints": page.object_list})
 
 
-@staff_required
+@capability_required(Capability.ADMINISTER)
 @require_http_methods(["GET", "POST"])
 def endpoint_create(request: HttpRequest) -> HttpResponse:
     form = EndpointRegisterForm(request.POST or None)
@@ -59,7 +59,7 @@ def endpoint_create(request: HttpRequest) -> HttpResponse:
     return render(request, "staff/fabric/endpoint_form.html", {"form": form})
 
 
-@staff_required
+@capability_required(Capability.VIEW)
 def endpoint_detail(request: HttpRequest, pk: int) -> HttpResponse:
     """The endpoint's page. An htmx request (sent when its sync job ends) gets only the fabric section."""
     endpoint = _get_endpoint(pk)
@@ -71,7 +71,8 @@ def endpoint_detail(request: HttpRequest, pk: int) -> HttpResponse:
     return response
 
 
-@staff_required
+# Operate, not administer: a sync changes no setting, it reads what the fabric has now.
+@capability_required(Capability.OPERATE)
 @require_POST
 def endpoint_sync_page(request: HttpRequest, pk: int) -> HttpResponse:
     endpoint = _get_endpoint(pk)

@@ -60,6 +60,8 @@ INSTALLED_APPS = [
     "template_partials",
     "axes",
     "csp",
+    "django_otp",
+    "django_otp.plugins.otp_totp",
     "portal",
     "tenants",
     "fabric",
@@ -73,6 +75,10 @@ MIDDLEWARE = [
     "portal.middleware.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    # request.user.is_verified(): whether this session passed the TOTP code step.
+    "django_otp.middleware.OTPMiddleware",
+    # With CANOPY_STAFF_REQUIRE_TOTP, staff sessions without a verified device reach only enrolment.
+    "portal.middleware.StaffTOTPMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
@@ -178,6 +184,13 @@ AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
 AXES_RESET_ON_SUCCESS = True
 AXES_USERNAME_CALLABLE = "portal.auth.sign_in_username"
 AXES_LOCKOUT_CALLABLE = "portal.views.auth.locked_out"
+
+# --- Staff two-factor sign-in (django-otp TOTP) -----------------------------------------------------
+# Staff enrol an authenticator app on their "Two-factor sign-in" page; sign-in then asks for its
+# code. With CANOPY_STAFF_REQUIRE_TOTP=true a staff account without one is sent to enrolment
+# before it can open anything else (API tokens, made from such a session, are not asked).
+CANOPY_STAFF_REQUIRE_TOTP = env_bool("CANOPY_STAFF_REQUIRE_TOTP")
+OTP_TOTP_ISSUER = os.environ.get("CANOPY_TOTP_ISSUER", "Canopy admin portal")
 
 # --- API tokens ---------------------------------------------------------------------------------
 # Failed token authentications per client address (REMOTE_ADDR) in Django's cache within the window,

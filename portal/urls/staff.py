@@ -3,7 +3,7 @@
 from django.urls import include, path
 
 from portal import api_urls
-from portal.views import auth, jobs
+from portal.views import auth, jobs, security
 
 # Django reads these names here: JSON error bodies under /api/, the portal's pages elsewhere.
 from portal.views.errors import handler400, handler403, handler404, handler500  # noqa: F401
@@ -21,7 +21,9 @@ api = [
 ]
 
 urlpatterns = [
-    path("login/", auth.SignInView.as_view(), name="login"),
+    path("login/", auth.sign_in, name="login"),
+    path("login/verify/", security.sign_in_verify, name="login-verify"),
+    path("set-password/<uidb64>/<token>/", security.password_set, name="password-set"),
     path("logout/", auth.sign_out, name="logout"),
     path("jobs/status/", jobs.job_statuses, name="job-statuses"),
     *auth.password_urls(),

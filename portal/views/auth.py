@@ -17,21 +17,36 @@ from django.urls import reverse, reverse_lazy
 from django.views.decorators.http import require_POST
 from django.views.generic import FormView
 
+from portal.access import public
 from portal.auth import lockout_message
 from portal.exceptions import ServiceError
 from portal.forms import SignInForm, SignUpForm, SitePasswordResetForm, apply_service_error, error_message
 from portal.models import SignupPolicy
 from portal.selectors import signup_policy
+from portal.services import totp_device_confirmed
 from portal.views import safe_next
+from portal.views.security import pend_sign_in
 from tenants.services import account_signup, email_verification_send, email_verify
 
 
 class SignInView(auth_views.LoginView):
+    """Email and password; on the admin portal, an account with a confirmed TOTP device goes on to
+    the code step (portal.views.security) instead of being signed in."""
+
     form_class = SignInForm
     redirect_authenticated_user = True
 
     def get_template_names(self) -> list[str]:
         return [f"{settings.CANOPY_SITE}/sign_in.html"]
+
+    def form_valid(self, form: SignInForm) -> HttpResponse:
+        user = form.get_user()
+        if settings.CANOPY_SITE == "staff" and totp_device_confirmed(user) is not None:
+            return pend_sign_in(self.request, user, self.get_success_url())
+        return super().form_valid(form)
+
+
+sign_in = public(SignInView.as_view())
 
 
 def locked_out(request: HttpRequest, original_response: Any = None, credentials: Any = None) -> HttpResponse:
@@ -43,6 +58,7 @@ def locked_out(request: HttpRequest, original_response: Any = None, credentials:
     return render(request, f"{settings.CANOPY_SITE}/sign_in.html", context, status=429)
 
 
+@public
 @require_POST
 def sign_out(request: HttpRequest) -> HttpResponse:
     logout(request)

@@ -9,6 +9,7 @@ from django.shortcuts import render
 from django.utils import timezone
 from django.utils.timesince import timesince
 
+from portal.access import Capability, capability_required
 from portal.models import JobState
 from portal.navigation import overview_tiles
 from portal.pagination import cursor_page
@@ -20,7 +21,7 @@ def _duration(seconds: float) -> str:
     return timesince(now - timedelta(seconds=seconds), now)
 
 
-@login_required
+@capability_required(Capability.VIEW)
 def staff_dashboard(request: HttpRequest) -> HttpResponse:
     """The services' registered tiles, under a warning when no worker is taking jobs."""
     context = {
@@ -40,7 +41,7 @@ def recent_jobs_tile(request: HttpRequest) -> dict:
     return {"jobs": list(job_list(user=request.user)[:10])}
 
 
-@login_required
+@capability_required(Capability.VIEW, tenants=True)
 def jobs(request: HttpRequest) -> HttpResponse:
     """Newest first, one keyset page at a time: the same cost at 100 jobs as at 100,000; `?state=`
     narrows it to one state (the staff overview links to the queued ones)."""

@@ -9,12 +9,12 @@ from collections.abc import Callable
 from typing import Any
 
 from django.contrib import messages
-from django.contrib.auth.decorators import login_required
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect
 from django.urls import reverse
 from django.views.decorators.http import require_POST
 
+from portal.access import Capability, capability_required
 from portal.exceptions import ServiceError
 from portal.jobs import job_cancel, job_retry
 from portal.models import Job
@@ -37,14 +37,14 @@ def _act(request: HttpRequest, pk: Any, act: Callable[..., Job], done: str) -> H
     return redirect(safe_next(request, default=reverse(f"{namespace}:job" if namespace else "job", args=[job.pk])))
 
 
-@login_required
+@capability_required(Capability.OPERATE, tenants=True)
 @require_POST
 def job_retry_view(request: HttpRequest, pk: Any) -> HttpResponse:
     """Run a failed job again from its failed step."""
     return _act(request, pk, job_retry, "Retrying")
 
 
-@login_required
+@capability_required(Capability.OPERATE)
 @require_POST
 def job_cancel_view(request: HttpRequest, pk: Any) -> HttpResponse:
     """Staff: cancel a queued or running job (the admin portal's URLconf alone routes here)."""

@@ -16,11 +16,11 @@ import zlib
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from django.contrib.auth.decorators import login_required
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import render
 from django.template.loader import render_to_string
 
+from portal.access import Capability, capability_required
 from portal.models import Job
 from portal.pagination import CursorPagination
 from portal.selectors import job_get, job_list
@@ -81,13 +81,13 @@ def job_poll_response(request: HttpRequest, *, finished_rows: FinishedRows | Non
     return response
 
 
-@login_required
+@capability_required(Capability.VIEW, tenants=True)
 def job_statuses(request: HttpRequest) -> HttpResponse:
     """The batched poll of the pages whose job elements stand alone (detail pages, dashboards)."""
     return job_poll_response(request)
 
 
-@login_required
+@capability_required(Capability.VIEW, tenants=True)
 def job_detail(request: HttpRequest, pk: str) -> HttpResponse:
     try:
         job = job_get(user=request.user, pk=pk)

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from portal.views import dashboards, job_actions, jobs, settings
+from portal.views import dashboards, job_actions, jobs, security, settings
 
 urlpatterns = [
     path("", dashboards.staff_dashboard, name="dashboard"),
@@ -9,4 +9,7 @@ urlpatterns = [
     path("jobs/<uuid:pk>/retry/", job_actions.job_retry_view, name="job-retry"),
     path("jobs/<uuid:pk>/cancel/", job_actions.job_cancel_view, name="job-cancel"),
     path("settings/", settings.settings_page, name="settings"),
+    path("two-factor/", security.two_factor, name="two-factor"),
+    path("sign-in-lockouts/", security.signin_lockouts, name="signin-lockouts"),
+    path("sign-in-lockouts/release/", security.signin_lockout_release, name="signin-lockout-release"),
 ]

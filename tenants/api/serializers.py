@@ -7,6 +7,7 @@ from typing import Any
 from rest_framework import serializers
 
 from fabric.api.serializers import PlanVMCloudSerializer, PlanVMQuotasSerializer
+from portal.access import StaffRole
 from portal.api import PrimaryKeyRelatedField
 from portal.columns import column_bounds
 from tenants.models import Plan, PlanState, SignupInvitation, Subscription, SubscriptionCoAdmin, User
@@ -238,3 +239,40 @@ class SignupInvitationCreatedSerializer(SignupInvitationSerializer):
 class SignupInvitationCreateSerializer(serializers.Serializer):
     email = serializers.EmailField()
     valid_days = serializers.IntegerField(required=False, default=7, min_value=1, max_value=90)
+
+
+class StaffAccountSerializer(serializers.ModelSerializer):
+    role = serializers.ChoiceField(source="staff_role", choices=StaffRole.choices, read_only=True)
+
+    class Meta:
+        model = User
+        fields = ["id", "email", "full_name", "role", "is_active", "date_joined", "last_login"]
+        read_only_fields = fields
+
+
+class StaffAccountCreateSerializer(serializers.Serializer):
+    """A new staff account. Without `password` it has none until set through the link emailed to it."""
+
+    email = serializers.EmailField()
+    full_name = serializers.CharField(max_length=150, required=False, allow_blank=True, default="")
+    role = serializers.ChoiceField(choices=StaffRole.choices)
+    password = serializers.CharField(
+        required=False, allow_blank=True, default="", write_only=True, trim_whitespace=False
+    )
+
+
+class StaffRoleSerializer(serializers.Serializer):
+    role = serializers.ChoiceField(choices=StaffRole.choices)
+
+
+class TemporaryPasswordSerializer(serializers.Serializer):
+    """The account's new password, in this answer only: it is stored hashed and never shown again."""
+
+    account = AccountSerializer(read_only=True)
+    password = serializers.CharField(read_only=True)
+
+
+class StaffRoleInfoSerializer(serializers.Serializer):
+    role = serializers.CharField(read_only=True)
+    label = serializers.CharField(read_only=True)
+    capabilities = serializers.ListField(child=serializers.CharField(), read_only=True)

@@ -10,10 +10,11 @@ from rest_framework.decorators import action
 from rest_framework.request import Request
 from rest_framework.response import Response
 
+from portal.access import Capability
 from portal.api import ERRORS, IsStaff, accepted_job, accepted_serializer
 from tenants.filters import SubscriptionFilter
 from tenants.mail import tenant_signup_link
-from tenants.selectors import account_list, plan_list, signup_invitation_list, subscription_staff_list
+from tenants.selectors import plan_list, signup_invitation_list, subscription_staff_list
 from tenants.services import (
     plan_create,
     plan_set_state,
@@ -28,7 +29,6 @@ from tenants.services import (
 )
 
 from .serializers import (
-    AccountSerializer,
     ChangePlanSerializer,
     PlanCreateSerializer,
     PlanStateSerializer,
@@ -52,6 +52,12 @@ class PlanViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Gen
     """Every plan with its subscriber count and VM cloud. Created private; made public with `state`."""
 
     permission_classes = [IsStaff]
+    capabilities = {
+        "list": Capability.VIEW,
+        "retrieve": Capability.VIEW,
+        "create": Capability.ADMINISTER,
+        "state": Capability.ADMINISTER,
+    }
     serializer_class = StaffPlanSerializer
 
     def get_queryset(self):  # type: ignore[override]
@@ -92,6 +98,18 @@ class SubscriptionViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, view
     re-sync fan out as jobs: 202 with the parent job, whose progress is its resources' jobs'."""
 
     permission_classes = [IsStaff]
+    capabilities = {
+        "list": Capability.VIEW,
+        "retrieve": Capability.VIEW,
+        # The lifecycle of what a tenant bought: operators run it.
+        "suspend": Capability.OPERATE,
+        "activate": Capability.OPERATE,
+        "destroy": Capability.OPERATE,
+        "resync": Capability.OPERATE,
+        # Assigning a plan to an account, or another plan: what is sold, administrators only.
+        "create": Capability.ADMINISTER,
+        "change_plan": Capability.ADMINISTER,
+    }
     serializer_class = StaffSubscriptionSerializer
     filterset_class = SubscriptionFilter
 
@@ -146,16 +164,6 @@ class SubscriptionViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, view
         return Response(self._body(subscription.pk))
 
 
-class AccountViewSet(viewsets.ReadOnlyModelViewSet):
-    """Tenant accounts with their live subscription count."""
-
-    permission_classes = [IsStaff]
-    serializer_class = AccountSerializer
-
-    def get_queryset(self):  # type: ignore[override]
-        return account_list(user=self.request.user).order_by("email")
-
-
 @extend_schema_view(
     create=extend_schema(
         request=SignupInvitationCreateSerializer, responses={201: SignupInvitationCreatedSerializer, **ERRORS}
@@ -167,6 +175,12 @@ class SignupInvitationViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, 
     and mailed); `revoke` makes a pending one unusable. Administrators only (declared with the roles)."""
 
     permission_classes = [IsStaff]
+    capabilities = {
+        "list": Capability.VIEW,
+        "retrieve": Capability.VIEW,
+        "create": Capability.ADMINISTER,
+        "revoke": Capability.ADMINISTER,
+    }
     serializer_class = SignupInvitationSerializer
 
     def get_queryset(self):  # type: ignore[override]

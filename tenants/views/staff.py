@@ -21,7 +21,7 @@ from django.views.decorators.http import require_http_methods, require_POST
 from fabric.forms_staff import PlanVMCloudForm
 from fabric.selectors import cloud_list, subscription_vm_counts
 from fabric.services import plan_vm_cloud_set
-from portal.access import staff_required
+from portal.access import Capability, capability_required
 from portal.exceptions import ServiceError
 from portal.forms import apply_service_error, error_message
 from portal.job_groups import group_children
@@ -64,7 +64,7 @@ from tenants.services import (
 
 PAGE_SIZE = 50
 # The lifecycle actions posted to subscription-action (delete has a confirmation page of its own).
-SUBSCRIPTION_PAGE_ACTIONS = ("suspend", "activate", "resync", "change-plan")
+SUBSCRIPTION_PAGE_ACTIONS = ("suspend", "activate", "resync")
 # (target state, button label, button class) of the plan state actions.
 PLAN_STATE_ACTIONS = [
     (PlanState.PUBLIC, "Make public", "btn"),
@@ -85,13 +85,13 @@ def _with_vm_counts(subscriptions: Any) -> list:
     return rows
 
 
-@staff_required
+@capability_required(Capability.VIEW)
 def plan_list_page(request: HttpRequest) -> HttpResponse:
     page = Paginator(_plans(request), PAGE_SIZE).get_page(request.GET.get("page"))
     return render(request, "staff/tenants/plan_list.html", {"page": page, "plans": page.object_list})
 
 
-@staff_required
+@capability_required(Capability.ADMINISTER)
 @require_http_methods(["GET", "POST"])
 def plan_create_page(request: HttpRequest) -> HttpResponse:
     form = PlanCreateForm(request.POST or None)
@@ -106,7 +106,8 @@ def plan_create_page(request: HttpRequest) -> HttpResponse:
     return render(request, "staff/tenants/plan_form.html", {"form": form})
 
 
-@staff_required
+# The plan's page is its editor: administrators only, even to open it.
+@capability_required(Capability.ADMINISTER)
 @require_http_methods(["GET", "POST"])
 def plan_detail(request: HttpRequest, pk: int) -> HttpResponse:
     """The plan with its VM cloud service form (POST saves it), state actions and subscriptions."""
@@ -149,7 +150,7 @@ def plan_detail(request: HttpRequest, pk: int) -> HttpResponse:
     return render(request, "staff/tenants/plan_detail.html", context)
 
 
-@staff_required
+@capability_required(Capability.ADMINISTER)
 @require_POST
 def plan_state_page(request: HttpRequest, pk: int) -> HttpResponse:
     try:
@@ -165,13 +166,7 @@ def plan_state_page(request: HttpRequest, pk: int) -> HttpResponse:
     return redirect("staff:plan", pk=plan.pk)
 
 
-@staff_required
-def account_list_page(request: HttpRequest) -> HttpResponse:
-    page = Paginator(account_list(user=request.user), PAGE_SIZE).get_page(request.GET.get("page"))
-    return render(request, "staff/tenants/account_list.html", {"page": page, "accounts": page.object_list})
-
-
-@staff_required
+@capability_required(Capability.VIEW)
 def subscription_list_page(request: HttpRequest) -> HttpResponse:
     """Every subscription, newest first, with search and filters (tenants.filters, shared with the
     API); a bad filter value is a form error and lists nothing."""
@@ -192,7 +187,7 @@ def subscription_list_page(request: HttpRequest) -> HttpResponse:
 
 
 @never_cache
-@staff_required
+@capability_required(Capability.ADMINISTER)
 @require_http_methods(["GET", "POST"])
 def invitation_list_page(request: HttpRequest) -> HttpResponse:
     """Sign-up invitations with the form to send one; the new code shows once, in this response.
@@ -223,7 +218,8 @@ def _subscribable_plans(request: HttpRequest) -> Any:
     return plan_list(user=request.user).exclude(state=PlanState.DECOMMISSIONED)
 
 
-@staff_required
+# Assigning a plan to an account is selling it: administrators only.
+@capability_required(Capability.ADMINISTER)
 @require_http_methods(["GET", "POST"])
 def subscription_create_page(request: HttpRequest) -> HttpResponse:
     form = SubscriptionCreateForm(request.POST or None, plans=_subscribable_plans(request))
@@ -251,7 +247,7 @@ def _subscription_or_404(request: HttpRequest, pk: Any) -> Subscription:
         raise Http404("No such subscription.") from exc
 
 
-@staff_required
+@capability_required(Capability.VIEW)
 def subscription_detail(request: HttpRequest, pk: Any) -> HttpResponse:
     """The subscription: quotas, resources, the last lifecycle action's progress (parent and
     children, polled), what it left, history and the actions its state allows. To htmx (sent
@@ -287,7 +283,7 @@ def _lifecycle_done(request: HttpRequest, subscription: Subscription, job: Job, 
         messages.success(request, f"Subscription '{subscription}' {did}; its resources follow ({job.step}).")
 
 
-@staff_required
+@capability_required(Capability.ADMINISTER)
 @require_POST
 def invitation_revoke_page(request: HttpRequest, pk: Any) -> HttpResponse:
     try:
@@ -299,11 +295,11 @@ def invitation_revoke_page(request: HttpRequest, pk: Any) -> HttpResponse:
     return redirect("staff:invitations")
 
 
-@staff_required
+# The lifecycle of what a tenant bought: operators run it (changing the plan is apart, below).
+@capability_required(Capability.OPERATE)
 @require_POST
 def subscription_action_page(request: HttpRequest, pk: Any, action: str) -> HttpResponse:
-    """Suspend (with a reason), activate, re-sync or change plan; refusals become messages or form
-    errors on the detail page."""
+    """Suspend (with a reason), activate or re-sync; refusals become messages on the detail page."""
     subscription = _subscription_or_404(request, pk)
     try:
         if action == "suspend":
@@ -319,15 +315,6 @@ def subscription_action_page(request: HttpRequest, pk: Any, action: str) -> Http
         elif action == "resync":
             job = subscription_resync(subscription=subscription, by=request.user)
             _lifecycle_done(request, subscription, job, "is being re-synchronized")
-        elif action == "change-plan":
-            plan_form = ChangePlanForm(request.POST, plans=_subscribable_plans(request))
-            if not plan_form.is_valid():
-                messages.error(request, "Choose the plan to move the subscription to.")
-                return redirect("staff:subscription", pk=subscription.pk)
-            subscription_change_plan(subscription=subscription, plan=plan_form.cleaned_data["plan"], by=request.user)
-            messages.success(
-                request, f"Subscription '{subscription}' moved to plan '{plan_form.cleaned_data['plan']}'."
-            )
         else:
             raise Http404("No such action.")  # SUBSCRIPTION_PAGE_ACTIONS are all handled above
     except (ServiceError, ValidationError) as exc:
@@ -335,7 +322,26 @@ def subscription_action_page(request: HttpRequest, pk: Any, action: str) -> Http
     return redirect("staff:subscription", pk=subscription.pk)
 
 
-@staff_required
+@capability_required(Capability.ADMINISTER)
+@require_POST
+def subscription_change_plan_page(request: HttpRequest, pk: Any) -> HttpResponse:
+    """Move the subscription to another plan (what is sold: administrators only); a refusal names
+    each quota the current use doesn't fit."""
+    subscription = _subscription_or_404(request, pk)
+    plan_form = ChangePlanForm(request.POST, plans=_subscribable_plans(request))
+    if not plan_form.is_valid():
+        messages.error(request, "Choose the plan to move the subscription to.")
+        return redirect("staff:subscription", pk=subscription.pk)
+    try:
+        subscription_change_plan(subscription=subscription, plan=plan_form.cleaned_data["plan"], by=request.user)
+    except (ServiceError, ValidationError) as exc:
+        messages.error(request, error_message(exc))
+    else:
+        messages.success(request, f"Subscription '{subscription}' moved to plan '{plan_form.cleaned_data['plan']}'.")
+    return redirect("staff:subscription", pk=subscription.pk)
+
+
+@capability_required(Capability.OPERATE)
 @require_http_methods(["GET", "POST"])
 def subscription_delete_page(request: HttpRequest, pk: Any) -> HttpResponse:
     """Delete, confirmed on a page of its own: every resource is deprovisioned through jobs."""

@@ -9,7 +9,6 @@ from __future__ import annotations
 from typing import Any
 
 from django.contrib import messages
-from django.contrib.auth.decorators import login_required
 from django.core.exceptions import ValidationError
 from django.core.paginator import Paginator
 from django.http import Http404, HttpRequest, HttpResponse
@@ -17,6 +16,7 @@ from django.shortcuts import redirect, render
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_http_methods, require_POST
 
+from portal.access import Capability, capability_required
 from portal.exceptions import ServiceError
 from portal.forms import apply_service_error
 from tenants.forms import TokenCreateForm
@@ -31,8 +31,9 @@ def _namespace(request: HttpRequest) -> str:
     return request.resolver_match.namespace if request.resolver_match else ""
 
 
+# Personal: any staff role manages its own tokens.
 @never_cache
-@login_required
+@capability_required(Capability.VIEW, tenants=True)
 @require_http_methods(["GET", "POST"])
 def token_list_page(request: HttpRequest) -> HttpResponse:
     """The account's tokens with the create form; a valid POST answers this page with the new token."""
@@ -50,7 +51,7 @@ def token_list_page(request: HttpRequest) -> HttpResponse:
     return render(request, "components/token_list_page.html", context, status=201 if created else 200)
 
 
-@login_required
+@capability_required(Capability.VIEW, tenants=True)
 @require_POST
 def token_revoke_page(request: HttpRequest, pk: Any) -> HttpResponse:
     try:

@@ -1,4 +1,5 @@
-"""Seed the embedded demo: staff and tenant accounts, a simulator endpoint, and a public plan.
+"""Seed the embedded demo: an administrator and an operator (admin portal), a tenant account, a
+simulator endpoint, and a public plan.
 
 Idempotent: running it again changes nothing that exists.
 """
@@ -13,6 +14,7 @@ from tenants.models import Plan, PlanState, User
 from tenants.services import plan_create, plan_set_state
 
 STAFF_EMAIL, STAFF_PASSWORD = "admin@canopy.test", "Canopy-Admin-1"
+OPERATOR_EMAIL, OPERATOR_PASSWORD = "operator@canopy.test", "Canopy-Operator-1"
 TENANT_EMAIL, TENANT_PASSWORD = "tenant@canopy.test", "Canopy-Tenant-1"
 # Latency of the demo fabric, so progress is visible; tests use zero.
 DEMO_LATENCY = {
@@ -38,6 +40,10 @@ class Command(BaseCommand):
             User.objects.create_user(
                 STAFF_EMAIL, STAFF_PASSWORD, full_name="Demo Administrator", is_staff=True, is_superuser=True
             )
+        if not User.objects.filter(email=OPERATOR_EMAIL).exists():
+            User.objects.create_user(
+                OPERATOR_EMAIL, OPERATOR_PASSWORD, full_name="Demo Operator", is_staff=True, staff_role="operator"
+            )
         if not User.objects.filter(email=TENANT_EMAIL).exists():
             User.objects.create_user(TENANT_EMAIL, TENANT_PASSWORD, full_name="Demo Tenant")
 
@@ -61,5 +67,6 @@ class Command(BaseCommand):
                     plan_set_state(plan=plan, state=PlanState.PUBLIC)
 
         self.stdout.write(self.style.SUCCESS("Demo data is in place."))
-        self.stdout.write(f"  Admin portal account:  {STAFF_EMAIL} / {STAFF_PASSWORD}")
+        self.stdout.write(f"  Admin portal account:  {STAFF_EMAIL} / {STAFF_PASSWORD} (administrator)")
+        self.stdout.write(f"  Admin portal account:  {OPERATOR_EMAIL} / {OPERATOR_PASSWORD} (operator)")
         self.stdout.write(f"  Tenant portal account: {TENANT_EMAIL} / {TENANT_PASSWORD}")
