@@ -91,9 +91,12 @@ def test_a_registered_service_appears_in_the_staff_rail_new_and_overview(web_sit
         "Plans 0",
         "User accounts 0",
         "Invitations",
+        "Staff accounts",  # an administrator's (staff_client)
         "Subscriptions 0",
         "Jobs 0",
         "API tokens",
+        "Two-factor sign-in",
+        "Sign-in lockouts",
         "Settings",
     ]
     assert "New web site clouds" in body and "Web sites tile" not in body and "Web site clouds tile" in body
