@@ -50,8 +50,7 @@ def totp_enrolment_confirm(*, user: Any, device: TOTPDevice, token: str) -> TOTP
     ValidationError for a wrong code (django-otp counts it: repeated failures are throttled)."""
     if device.user_id != user.pk or device.confirmed:
         raise ValidationError({"code": "This device can't be confirmed; reload the page."})
-    if not totp_check(device=device, token=token):
-        raise ValidationError({"code": "Wrong code: enter the 6 digits your app shows now."})
+    totp_verify(device=device, token=token)
     with transaction.atomic():
         device.confirmed = True
         device.save(update_fields=["confirmed"])
@@ -60,14 +59,16 @@ def totp_enrolment_confirm(*, user: Any, device: TOTPDevice, token: str) -> TOTP
     return device
 
 
-def totp_check(*, device: TOTPDevice, token: str) -> bool:
-    """True for the device's current code (one step of drift allowed, a code used once only);
-    False for a wrong code or while django-otp throttles the device after failures."""
-    token = "".join(token.split())
-    if not token.isdigit() or len(token) != device.digits:
-        return False
+def totp_verify(*, device: TOTPDevice, token: str) -> None:
+    """Accept the device's current code (one step of drift allowed, each code once only), or raise
+    ValidationError saying why not: a wrong code, or a wait while django-otp throttles the device
+    (the wait doubles with each wrong code)."""
     allowed, _ = device.verify_is_allowed()
-    return bool(allowed and device.verify_token(token))
+    if not allowed:
+        raise ValidationError({"code": "Too many wrong codes: wait a few seconds, then enter the code your app shows."})
+    token = "".join(token.split())
+    if not (token.isdigit() and len(token) == device.digits and device.verify_token(token)):
+        raise ValidationError({"code": "Wrong code: enter the 6 digits your app shows now."})
 
 
 def signin_lockout_reset(*, username: str, ip_address: str) -> int:

@@ -35,10 +35,10 @@ from portal.forms import LockoutResetForm, TOTPCodeForm, apply_service_error
 from portal.selectors import signin_lockout_list
 from portal.services import (
     signin_lockout_reset,
-    totp_check,
     totp_device_confirmed,
     totp_enrolment_confirm,
     totp_enrolment_start,
+    totp_verify,
 )
 
 PENDING_SIGN_IN = "canopy_pending_sign_in"
@@ -84,12 +84,15 @@ def sign_in_verify(request: HttpRequest) -> HttpResponse:
         return redirect("login")
     form = TOTPCodeForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
-        if totp_check(device=device, token=form.cleaned_data["code"]):
+        try:
+            totp_verify(device=device, token=form.cleaned_data["code"])
+        except ValidationError as exc:
+            apply_service_error(form, exc)
+        else:
             del request.session[PENDING_SIGN_IN]
             login(request, user, backend=pending["backend"])
             otp_login(request, device)
             return redirect(pending["next"])
-        form.add_error("code", "Wrong code: enter the 6 digits your app shows now.")
     return render(request, "staff/sign_in_verify.html", {"form": form})
 
 
