@@ -59,6 +59,14 @@ def totp_enrolment_confirm(*, user: Any, device: TOTPDevice, token: str) -> TOTP
     return device
 
 
+def totp_devices_remove(*, user: Any) -> int:
+    """Remove the account's TOTP devices (an administrator's help for a lost phone): its next
+    sign-in asks only for the password, and, when TOTP is required, for a new enrolment. Returns how
+    many were removed."""
+    removed, _ = TOTPDevice.objects.filter(user=user).delete()
+    return removed
+
+
 def totp_verify(*, device: TOTPDevice, token: str) -> None:
     """Accept the device's current code (one step of drift allowed, each code once only), or raise
     ValidationError saying why not: a wrong code, or a wait while django-otp throttles the device

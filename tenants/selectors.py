@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, Literal
 
-from django.db.models import Count, Q, QuerySet
+from django.db.models import Count, Exists, OuterRef, Q, QuerySet
+from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from portal.access import is_staff
 from portal.crypto import keyed_digests
@@ -120,10 +121,16 @@ def account_get(*, user: Any, pk: Any) -> User:
 
 
 def staff_account_list(*, user: Any) -> QuerySet[User]:
-    """Staff accounts with their role, active ones first; staff only (pages and API: administrators)."""
+    """Staff accounts with their role and whether they enrolled a TOTP device (`two_factor`), active
+    ones first; staff only (pages and API: administrators)."""
     if not is_staff(user):
         return User.objects.none()
-    return User.objects.filter(is_staff=True).order_by("-is_active", "email", "pk")
+    confirmed_device = TOTPDevice.objects.filter(user=OuterRef("pk"), confirmed=True)
+    return (
+        User.objects.filter(is_staff=True)
+        .annotate(two_factor=Exists(confirmed_device))
+        .order_by("-is_active", "email", "pk")
+    )
 
 
 def staff_account_get(*, user: Any, pk: Any) -> User:

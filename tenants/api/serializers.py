@@ -243,10 +243,11 @@ class SignupInvitationCreateSerializer(serializers.Serializer):
 
 class StaffAccountSerializer(serializers.ModelSerializer):
     role = serializers.ChoiceField(source="staff_role", choices=StaffRole.choices, read_only=True)
+    two_factor = serializers.BooleanField(read_only=True, default=False, help_text="enrolled a TOTP app")
 
     class Meta:
         model = User
-        fields = ["id", "email", "full_name", "role", "is_active", "date_joined", "last_login"]
+        fields = ["id", "email", "full_name", "role", "is_active", "two_factor", "date_joined", "last_login"]
         read_only_fields = fields
 
 

@@ -15,6 +15,7 @@ from rest_framework.response import Response
 
 from portal.access import ROLE_CAPABILITIES, Capability, StaffRole
 from portal.api import ERRORS, IsStaff
+from portal.services import totp_devices_remove
 from tenants.selectors import account_list, staff_account_list
 from tenants.services import (
     account_delete,
@@ -100,6 +101,7 @@ class AccountViewSet(
     create=extend_schema(request=StaffAccountCreateSerializer, responses={201: StaffAccountSerializer, **ERRORS}),
     role=extend_schema(request=StaffRoleSerializer, responses={200: StaffAccountSerializer, **ERRORS}),
     deactivate=STAFF_ACTION,
+    reset_two_factor=STAFF_ACTION,
     activate=STAFF_ACTION,
 )
 class StaffAccountViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
@@ -114,11 +116,15 @@ class StaffAccountViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, view
         "role": Capability.ADMINISTER,
         "deactivate": Capability.ADMINISTER,
         "activate": Capability.ADMINISTER,
+        "reset_two_factor": Capability.ADMINISTER,
     }
     serializer_class = StaffAccountSerializer
 
     def get_queryset(self):  # type: ignore[override]
         return staff_account_list(user=self.request.user)
+
+    def _answer(self, account: Any, **kwargs: Any) -> Response:
+        return Response(self.get_serializer(self.get_queryset().get(pk=account.pk)).data, **kwargs)
 
     def create(self, request: Request, *args: Any, **kwargs: Any) -> Response:
         serializer = StaffAccountCreateSerializer(data=request.data)
@@ -129,7 +135,7 @@ class StaffAccountViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, view
         )
         if not data["password"]:
             staff_set_password_link_send(account=account, site_url=request.build_absolute_uri("/"))
-        return Response(self.get_serializer(account).data, status=status.HTTP_201_CREATED)
+        return self._answer(account, status=status.HTTP_201_CREATED)
 
     @action(detail=True, methods=["post"])
     def role(self, request: Request, pk: Any = None) -> Response:
@@ -137,18 +143,24 @@ class StaffAccountViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, view
         account = self.get_object()
         serializer = StaffRoleSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
-        account = staff_role_set(account=account, role=serializer.validated_data["role"])
-        return Response(self.get_serializer(account).data)
+        return self._answer(staff_role_set(account=account, role=serializer.validated_data["role"]))
 
     @action(detail=True, methods=["post"])
     def deactivate(self, request: Request, pk: Any = None) -> Response:
         """The account can't sign in any more; its sessions end at their next request."""
-        return Response(self.get_serializer(staff_account_deactivate(account=self.get_object())).data)
+        return self._answer(staff_account_deactivate(account=self.get_object()))
+
+    @action(detail=True, methods=["post"], url_path="reset-two-factor")
+    def reset_two_factor(self, request: Request, pk: Any = None) -> Response:
+        """Remove the account's TOTP device (a lost phone): it enrols again after its next sign-in."""
+        account = self.get_object()
+        totp_devices_remove(user=account)
+        return self._answer(account)
 
     @action(detail=True, methods=["post"])
     def activate(self, request: Request, pk: Any = None) -> Response:
         """Let a deactivated account sign in again."""
-        return Response(self.get_serializer(staff_account_activate(account=self.get_object())).data)
+        return self._answer(staff_account_activate(account=self.get_object()))
 
 
 class StaffRoleViewSet(viewsets.GenericViewSet):

@@ -26,6 +26,11 @@ urlpatterns = [
     path(
         "staff-accounts/<int:pk>/activate/", staff_accounts.staff_account_activate_page, name="staff-account-activate"
     ),
+    path(
+        "staff-accounts/<int:pk>/reset-two-factor/",
+        staff_accounts.staff_account_two_factor_reset_page,
+        name="staff-account-two-factor-reset",
+    ),
     path("subscriptions/", staff.subscription_list_page, name="subscriptions"),
     path("invitations/", staff.invitation_list_page, name="invitations"),
     path("invitations/<uuid:pk>/revoke/", staff.invitation_revoke_page, name="invitation-revoke"),

@@ -20,6 +20,7 @@ from django.views.decorators.http import require_http_methods, require_POST
 from portal.access import Capability, StaffRole, capability_required
 from portal.exceptions import ServiceError
 from portal.forms import apply_service_error, error_message
+from portal.services import totp_devices_remove
 from tenants.forms_staff import StaffAccountCreateForm, StaffRoleForm
 from tenants.models import User
 from tenants.selectors import account_get, account_list, staff_account_get, staff_account_list, subscription_list
@@ -180,6 +181,16 @@ def staff_account_deactivate_page(request: HttpRequest, pk: int) -> HttpResponse
         messages.error(request, exc.message)
     else:
         messages.success(request, f"{account.email} is deactivated: it can't sign in, and its sessions end.")
+    return redirect("staff:staff-accounts")
+
+
+@capability_required(Capability.ADMINISTER)
+@require_POST
+def staff_account_two_factor_reset_page(request: HttpRequest, pk: int) -> HttpResponse:
+    """Remove a staff account's TOTP device (a lost phone): it enrols again after its next sign-in."""
+    account = _staff_account(request, pk)
+    totp_devices_remove(user=account)
+    messages.success(request, f"Two-factor sign-in of {account.email} reset: it enrols a new app at its next sign-in.")
     return redirect("staff:staff-accounts")
 
 

@@ -159,3 +159,16 @@ def test_the_lockout_list_costs_the_same_at_two_sizes(staff_client, db, lockouts
     with django_assert_num_queries(9):
         response = staff_client.get(reverse("staff:signin-lockouts"))
     assert len(response.context["lockouts"]) == lockouts
+
+
+def test_an_administrator_resets_a_lost_two_factor_device(staff_client, staff_user, operator):
+    client = Client()
+    client.force_login(operator, backend="portal.auth.SiteBackend")
+    enrol(client, operator)
+    listing = staff_client.get(reverse("staff:staff-accounts"))
+    assert [a.two_factor for a in listing.context["accounts"] if a.pk == operator.pk] == [True]
+
+    staff_client.post(reverse("staff:staff-account-two-factor-reset", args=[operator.pk]))
+    assert not TOTPDevice.objects.filter(user=operator).exists()
+    # Its next sign-in asks only for the password.
+    assert sign_in(Client(), operator.email)["Location"] == reverse("staff:dashboard")
