@@ -174,3 +174,12 @@ def test_the_schema_documents_accounts_and_roles(staff_site):
     } <= set(paths)
     assert "delete" in paths["/api/v1/accounts/{id}/"]
     assert "search" in {p["name"] for p in paths["/api/v1/accounts/"]["get"]["parameters"]}
+
+
+@pytest.mark.parametrize("count", [2, 40])
+def test_the_staff_account_list_costs_the_same_at_two_sizes(staff_api, db, count, django_assert_num_queries):
+    for _ in range(count):
+        factories.UserFactory(is_staff=True, staff_role=StaffRole.OPERATOR)
+    with django_assert_num_queries(4):  # session, user, count, page (with each one's two-factor state)
+        body = staff_api.get(reverse("staff-api:staff-account-list")).json()
+    assert body["count"] == count + 1

@@ -199,3 +199,23 @@ def test_an_operator_cannot_open_the_plan_editor(operator_client, plan):
     assert response.status_code == 403
     assert "Only administrators may do this; your account&#x27;s role is operator." in response.content.decode()
     assert operator_client.get(reverse("staff:plans")).status_code == 200
+
+
+@pytest.mark.parametrize("count", [2, 40])
+def test_staff_list_costs_the_same_at_two_sizes(staff_client, db, count, django_assert_num_queries):
+    for n in range(count):
+        factories.UserFactory(is_staff=True, staff_role=StaffRole.OPERATOR if n % 2 else StaffRole.ADMINISTRATOR)
+    with django_assert_num_queries(9):  # session, user, the rail's bounded counts, count and page
+        response = staff_client.get(reverse("staff:staff-accounts"))
+    assert len(response.context["accounts"]) == count + 1
+
+
+@pytest.mark.parametrize("count", [1, 30])
+def test_the_account_page_costs_the_same_at_two_sizes(
+    staff_client, plan, tenant_user, count, django_assert_num_queries
+):
+    for n in range(count):
+        Subscription.objects.create(owner=tenant_user, plan=plan, name=f"sub {n}")
+    with django_assert_num_queries(10):  # session, user, rail, the account, count and page of subscriptions
+        response = staff_client.get(reverse("staff:account", args=[tenant_user.pk]))
+    assert len(response.context["subscriptions"]) == count
