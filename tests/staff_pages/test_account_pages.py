@@ -219,3 +219,12 @@ def test_the_account_page_costs_the_same_at_two_sizes(
     with django_assert_num_queries(10):  # session, user, rail, the account, count and page of subscriptions
         response = staff_client.get(reverse("staff:account", args=[tenant_user.pk]))
     assert len(response.context["subscriptions"]) == count
+
+
+def test_an_operator_is_not_offered_what_it_may_not_do(operator_client, endpoint):
+    fabric = operator_client.get(reverse("staff:endpoints")).content.decode()
+    assert "Register endpoint" not in fabric
+    overview = operator_client.get(reverse("staff:dashboard")).content.decode()
+    assert "+ New" not in overview  # every "+ New" choice of the admin portal is an administrator's
+    page = operator_client.get(reverse("staff:endpoint", args=[endpoint.pk])).content.decode()
+    assert "Sync" in page  # an operator re-reads the fabric
