@@ -34,6 +34,7 @@ class StaffRoute:
     kwargs: tuple[str, ...]
     view: str  # dotted name, for messages
     declared: dict[str, Capability | None] | None  # None: public
+    actions: dict[str, str] | None = None  # a viewset's action per method
 
     def __str__(self) -> str:
         return self.name
@@ -56,7 +57,9 @@ def staff_routes(urlconf: str = "portal.urls.staff") -> list[StaffRoute]:
             assert pattern.name, f"Route {pattern.pattern} of the staff URLconf has no name; name it."
             name = ":".join((*namespace, pattern.name))
             kwargs = tuple(pattern.pattern.regex.groupindex)
-            routes.append(StaffRoute(name, kwargs, _dotted(pattern.callback), route_capabilities(pattern.callback)))
+            callback = pattern.callback
+            declared = route_capabilities(callback)
+            routes.append(StaffRoute(name, kwargs, _dotted(callback), declared, getattr(callback, "actions", None)))
 
     walk(get_resolver(urlconf).url_patterns, ())
     return routes
@@ -71,11 +74,15 @@ def undeclared(routes: list[StaffRoute]) -> list[str]:
         missing = sorted(method.upper() for method, capability in route.declared.items() if capability is None)
         if not missing:
             continue
-        if "." in route.view and route.view.rsplit(".", 1)[-1][:1].isupper():
+        if route.actions is not None:
+            names = sorted({route.actions[m.lower()] for m in missing})
             problems.append(
-                f"{route} ({route.view}, {', '.join(missing)}): add the action to the viewset's "
-                "`capabilities = {action: Capability.VIEW | OPERATE | ADMINISTER}` "
-                "(or `capability = ...` on a plain API view)"
+                f"{route} ({route.view}, {', '.join(missing)}): add {', '.join(repr(n) for n in names)} to the "
+                "viewset's `capabilities = {action: Capability.VIEW | OPERATE | ADMINISTER}`"
+            )
+        elif route.view.rsplit(".", 1)[-1][:1].isupper():
+            problems.append(
+                f"{route} ({route.view}): set `capability = Capability.VIEW | OPERATE | ADMINISTER` on the view"
             )
         else:
             problems.append(
@@ -299,3 +306,30 @@ def test_an_administer_route_that_does_not_enforce_is_caught(settings, staff_obj
     forged = next(r for r in staff_routes(__name__) if r.name == "plan-forged")
     problems = operator_reaches(operator_client, forged, staff_objects)
     assert any("GET /x/plans/" in p and "answered 200" in p for p in problems)
+
+
+def test_an_undeclared_viewset_action_is_named():
+    from rest_framework import viewsets
+    from rest_framework.decorators import action
+    from rest_framework.response import Response
+    from rest_framework.routers import SimpleRouter
+
+    class WidgetViewSet(viewsets.ViewSet):
+        capabilities = {"list": Capability.VIEW}
+
+        def list(self, request):
+            return Response([])
+
+        @action(detail=True, methods=["post"])
+        def melt(self, request, pk=None):
+            return Response({})
+
+    router = SimpleRouter()
+    router.register("widgets", WidgetViewSet, basename="widget")
+    routes = [
+        StaffRoute(p.name, (), _dotted(p.callback), route_capabilities(p.callback), p.callback.actions)
+        for p in router.urls
+    ]
+    problems = undeclared(routes)
+    assert len(problems) == 1 and problems[0].startswith("widget-melt (")
+    assert "WidgetViewSet, POST): add 'melt' to the viewset's `capabilities" in problems[0]
