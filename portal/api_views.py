@@ -136,9 +136,10 @@ class PortalSettingsSerializer(serializers.ModelSerializer):
 
 
 class PortalSettingsView(GenericAPIView):
-    """The provider settings staff change (sign-up policy). Administrators only (declared with the roles)."""
+    """The provider settings staff change (sign-up policy). Administrators only: settings."""
 
     permission_classes = [IsStaff]
+    capability = Capability.ADMINISTER
     serializer_class = PortalSettingsSerializer
 
     @extend_schema(responses={200: PortalSettingsSerializer, **ERRORS})

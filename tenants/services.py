@@ -12,7 +12,6 @@ from django.contrib.auth.tokens import default_token_generator
 from django.core import signing
 from django.core.cache import cache
 from django.core.exceptions import ValidationError
-from django.core.mail import send_mail
 from django.core.validators import validate_email
 from django.db import IntegrityError, transaction
 from django.db.models import Q
@@ -315,20 +314,18 @@ def staff_account_create(*, email: str, full_name: str = "", role: str, password
     return account_create(email=email, password=password, full_name=full_name, is_staff=True, staff_role=role)
 
 
-def staff_set_password_link_send(*, account: User, site_url: str) -> None:
-    """Email the account a link to set its password on the admin portal at `site_url` (Django's
-    reset token: it works once, and for PASSWORD_RESET_TIMEOUT), through the configured email
-    backend (the console by default)."""
+def staff_set_password_link_send(*, account: User, site_url: str) -> bool:
+    """Mail the account a link to choose its password on the admin portal at `site_url` (the
+    portal's password reset link: it works once, and for PASSWORD_RESET_TIMEOUT). Returns whether
+    the mail was sent (tenants.mail: a failure is logged, never raised)."""
     uid = urlsafe_base64_encode(force_bytes(account.pk))
-    path = reverse("password-set", kwargs={"uidb64": uid, "token": default_token_generator.make_token(account)})
-    send_mail(
+    token = default_token_generator.make_token(account)
+    path = reverse("password-reset-confirm", kwargs={"uidb64": uid, "token": token})
+    return mail_send(
+        to=account.email,
         subject="Your Canopy admin portal account",
-        message=(
-            f"An administrator created an admin portal account for {account.email}.\n\n"
-            f"Set your password here (the link works once):\n{site_url.rstrip('/')}{path}\n"
-        ),
-        from_email=None,
-        recipient_list=[account.email],
+        template="email/staff_account_created.txt",
+        context={"email": account.email, "link": f"{site_url.rstrip('/')}{path}"},
     )
 
 

@@ -23,7 +23,6 @@ api = [
 urlpatterns = [
     path("login/", auth.sign_in, name="login"),
     path("login/verify/", security.sign_in_verify, name="login-verify"),
-    path("set-password/<uidb64>/<token>/", security.password_set, name="password-set"),
     path("logout/", auth.sign_out, name="logout"),
     path("jobs/status/", jobs.job_statuses, name="job-statuses"),
     *auth.password_urls(),

@@ -17,7 +17,7 @@ from django.urls import reverse, reverse_lazy
 from django.views.decorators.http import require_POST
 from django.views.generic import FormView
 
-from portal.access import public
+from portal.access import Capability, capability_required, public
 from portal.auth import lockout_message
 from portal.exceptions import ServiceError
 from portal.forms import SignInForm, SignUpForm, SitePasswordResetForm, apply_service_error, error_message
@@ -185,10 +185,16 @@ def password_urls() -> list:
     """The password pages, the same on both sites (each URLconf includes them)."""
     from django.urls import path
 
+    # Changing one's own password is for every account (any staff role); the reset pages are open.
+    change = capability_required(Capability.VIEW, tenants=True)(PasswordChangeView.as_view())
     return [
-        path("password/", PasswordChangeView.as_view(), name="password-change"),
-        path("password-reset/", PasswordResetView.as_view(), name="password-reset"),
-        path("password-reset/sent/", PasswordResetSentView.as_view(), name="password-reset-sent"),
-        path("password-reset/<uidb64>/<token>/", PasswordResetConfirmView.as_view(), name="password-reset-confirm"),
-        path("password-reset/done/", PasswordResetCompleteView.as_view(), name="password-reset-complete"),
+        path("password/", change, name="password-change"),
+        path("password-reset/", public(PasswordResetView.as_view()), name="password-reset"),
+        path("password-reset/sent/", public(PasswordResetSentView.as_view()), name="password-reset-sent"),
+        path(
+            "password-reset/<uidb64>/<token>/",
+            public(PasswordResetConfirmView.as_view()),
+            name="password-reset-confirm",
+        ),
+        path("password-reset/done/", public(PasswordResetCompleteView.as_view()), name="password-reset-complete"),
     ]

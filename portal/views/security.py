@@ -1,5 +1,5 @@
 """Sign-in security pages of the admin portal: TOTP enrolment and the sign-in's code step, setting
-a password from an emailed link, and the list of sign-in lockouts with their release.
+and the list of sign-in lockouts with their release.
 
 The TOTP code step: a correct password of an account with a confirmed device signs nobody in; the
 session only remembers, for a few minutes, who is half-way (`PENDING_SIGN_IN`), and the code page
@@ -17,12 +17,10 @@ import qrcode.image.svg
 from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth import load_backend, login
-from django.contrib.auth.views import PasswordResetConfirmView
 from django.core.exceptions import ValidationError
 from django.core.paginator import Paginator
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
-from django.urls import reverse_lazy
 from django.utils import timezone
 from django.utils.safestring import mark_safe
 from django.utils.timesince import timesince
@@ -158,17 +156,3 @@ def signin_lockout_release(request: HttpRequest) -> HttpResponse:
         signin_lockout_reset(username=username, ip_address=ip_address)
         messages.success(request, f"{username} may sign in again from {ip_address}.")
     return redirect("staff:signin-lockouts")
-
-
-class PasswordSetView(PasswordResetConfirmView):
-    """Set a password from the emailed link (a new staff account's first password)."""
-
-    template_name = "staff/password_set.html"
-    success_url = reverse_lazy("login")
-
-    def form_valid(self, form: Any) -> HttpResponse:
-        messages.success(self.request, "Your password is set: sign in with it.")
-        return super().form_valid(form)
-
-
-password_set = public(PasswordSetView.as_view())

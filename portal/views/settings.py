@@ -8,16 +8,16 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_http_methods
 
-from portal.access import staff_required
+from portal.access import Capability, capability_required
 from portal.forms import PortalSettingsForm, apply_service_error
 from portal.selectors import portal_settings_get
 from portal.services import portal_settings_update
 
 
-@staff_required
+@capability_required(Capability.ADMINISTER)
 @require_http_methods(["GET", "POST"])
 def settings_page(request: HttpRequest) -> HttpResponse:
-    """Administrators only (the roles branch declares it): who may sign up on the tenant portal."""
+    """Who may sign up on the tenant portal: a setting, so administrators only."""
     current = portal_settings_get()
     form = PortalSettingsForm(request.POST or None, initial={"signup_policy": current.signup_policy})
     if request.method == "POST" and form.is_valid():

@@ -148,8 +148,16 @@ def staff_account_create_page(request: HttpRequest) -> HttpResponse:
             if data["password"]:
                 messages.success(request, f"Staff account {account.email} created.")
             else:
-                staff_set_password_link_send(account=account, site_url=request.build_absolute_uri("/"))
-                messages.success(request, f"Staff account {account.email} created; a set-password link was emailed.")
+                if staff_set_password_link_send(account=account, site_url=request.build_absolute_uri("/")):
+                    messages.success(
+                        request, f"Staff account {account.email} created; a set-password link was emailed."
+                    )
+                else:
+                    messages.warning(
+                        request,
+                        f"Staff account {account.email} created, but the set-password link couldn't be mailed: "
+                        "it can use Forgot your password? on the sign-in page.",
+                    )
             return redirect("staff:staff-accounts")
     return render(request, "staff/tenants/staff_account_form.html", {"form": form})
 

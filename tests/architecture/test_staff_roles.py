@@ -22,7 +22,7 @@ from django.test import Client
 from django.urls import URLPattern, URLResolver, get_resolver, include, path, reverse
 
 from portal.access import Capability, StaffRole, route_capabilities
-from tenants.services import token_create
+from tenants.services import signup_invitation_create, token_create
 from tests import factories
 
 METHODS = ("get", "post", "put", "patch", "delete")
@@ -128,6 +128,7 @@ ROUTE_OBJECTS = {
     "job": "job",
     "token": "token",
     "subscription": "subscription",
+    "invitation": "invitation",
 }
 ID_KWARGS = {"pk", "id"}
 
@@ -179,6 +180,7 @@ def staff_objects(subscription, endpoint, staff_user, operator) -> dict[str, str
     _vm, job = factories.make_vm_job(subscription, endpoint, "op-vm")
     factories.run_queued_jobs()
     token, _ = token_create(user=operator, name="mine", scope="write")
+    invitation, _, _ = signup_invitation_create(by=staff_user, email="invited@example.test", link=lambda code: code)
     AccessAttempt.objects.create(
         username=subscription.owner.email,
         ip_address="192.0.2.7",
@@ -198,6 +200,7 @@ def staff_objects(subscription, endpoint, staff_user, operator) -> dict[str, str
         "subscription": str(subscription.pk),
         "account": str(subscription.owner.pk),
         "staff_account": str(staff_user.pk),
+        "invitation": str(invitation.pk),
     }
 
 

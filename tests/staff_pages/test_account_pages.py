@@ -140,14 +140,14 @@ def test_add_a_staff_account_with_a_set_password_link(staff_client, staff_site):
     )
     assert "a set-password link was emailed" in response.content.decode()
     assert len(mail.outbox) == 1 and mail.outbox[0].to == ["new@example.test"]
-    link = next(line for line in mail.outbox[0].body.splitlines() if "/set-password/" in line)
+    link = next(line for line in mail.outbox[0].body.splitlines() if "/password-reset/" in line)
     client = Client()
     form_page = client.get(link, follow=True)
     assert form_page.context["validlink"]
     done = client.post(
         form_page.redirect_chain[-1][0], {"new_password1": "Fresh-Passw0rd-9", "new_password2": "Fresh-Passw0rd-9"}
     )
-    assert done.status_code == 302 and done["Location"] == reverse("login")
+    assert done.status_code == 302 and done["Location"] == reverse("password-reset-complete")
     assert (
         Client().post(reverse("login"), {"username": "new@example.test", "password": "Fresh-Passw0rd-9"}).status_code
         == 302
