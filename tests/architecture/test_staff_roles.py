@@ -23,6 +23,7 @@ from django.urls import URLPattern, URLResolver, get_resolver, include, path, re
 
 from portal.access import Capability, StaffRole, route_capabilities
 from tenants.services import signup_invitation_create, token_create
+from tenants.views.staff import SUBSCRIPTION_PAGE_ACTIONS
 from tests import factories
 
 METHODS = ("get", "post", "put", "patch", "delete")
@@ -131,6 +132,8 @@ ROUTE_OBJECTS = {
     "invitation": "invitation",
 }
 ID_KWARGS = {"pk", "id"}
+# Kwargs that aren't object ids: every value is tried.
+VALUE_KWARGS = {"action": list(SUBSCRIPTION_PAGE_ACTIONS)}
 
 
 def object_for(route: StaffRoute, kwarg: str) -> str:
@@ -144,8 +147,12 @@ def object_for(route: StaffRoute, kwarg: str) -> str:
     )
 
 
-def url_of(route: StaffRoute, objects: dict[str, str]) -> str:
-    return reverse(route.name, kwargs={k: objects[object_for(route, k)] for k in route.kwargs})
+def urls_of(route: StaffRoute, objects: dict[str, str]) -> list[str]:
+    combos: list[dict[str, str]] = [{}]
+    for kwarg in route.kwargs:
+        values = VALUE_KWARGS.get(kwarg) or [objects[object_for(route, kwarg)]]
+        combos = [{**c, kwarg: v} for c in combos for v in values]
+    return [reverse(route.name, kwargs=c) for c in combos]
 
 
 SNAPSHOT_APPS = ("tenants", "fabric", "portal", "otp_totp")
@@ -226,9 +233,9 @@ def body_for(objects: dict[str, str]) -> dict[str, Any]:
 def operator_reaches(client: Client, route: StaffRoute, objects: dict[str, str]) -> list[str]:
     """Every administer method of the route, by an operator: answers other than 403 are problems."""
     assert route.declared is not None
-    url, body = url_of(route, objects), body_for(objects)
+    body = body_for(objects)
     problems = []
-    for method, capability in route.declared.items():
+    for url, (method, capability) in ((u, d) for u in urls_of(route, objects) for d in route.declared.items()):
         if capability != Capability.ADMINISTER:
             continue
         send = getattr(client, method)
@@ -264,12 +271,13 @@ VIEW_ROUTES = [r for r in STAFF_ROUTES if r.declared and r.declared.get("get") =
 
 @pytest.mark.parametrize("route", VIEW_ROUTES, ids=str)
 def test_an_operator_opens_every_view_route(route, staff_objects, operator_client):
-    response = operator_client.get(url_of(route, staff_objects))
-    assert response.status_code < 400 or response.status_code == 405, (
-        f"GET {route} answered {response.status_code} to an operator"
-    )
-    if response.status_code == 302:
-        assert not response["Location"].startswith(reverse("login"))
+    for url in urls_of(route, staff_objects):
+        response = operator_client.get(url)
+        assert response.status_code < 400 or response.status_code == 405, (
+            f"GET {url} answered {response.status_code} to an operator"
+        )
+        if response.status_code == 302:
+            assert not response["Location"].startswith(reverse("login"))
 
 
 # --- the checks themselves can fail --------------------------------------------------------------

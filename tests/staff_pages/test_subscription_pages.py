@@ -122,7 +122,7 @@ def test_change_plan_refusal_is_shown(staff_client, subscription, endpoint):
     factories.make_vm(subscription, endpoint, "web02")
     small = factories.make_plan(endpoint, max_vms=1)
     response = staff_client.post(
-        reverse("staff:subscription-action", args=[subscription.pk, "change-plan"]), {"plan": small.pk}, follow=True
+        reverse("staff:subscription-change-plan", args=[subscription.pk]), {"plan": small.pk}, follow=True
     )
     assert "Virtual machines: 2 in use, the plan allows 1" in " ".join(messages_of(response))
     subscription.refresh_from_db()

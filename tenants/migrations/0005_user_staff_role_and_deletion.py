@@ -12,7 +12,7 @@ def staff_become_administrators(apps, schema_editor):
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('tenants', '0003_subscription_coadmins_email_verification_invitations'),
+        ('tenants', '0004_subscription_lifecycle'),
     ]
 
     operations = [
