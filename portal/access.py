@@ -13,8 +13,12 @@ Staff roles are decided here too, by one check, `has_capability(user, capability
 - an **operator** reads everything (`view`) and runs resource and subscription actions (`operate`:
   VM actions, job cancel and retry, endpoint sync, subscription suspend/activate/delete/re-sync), but
   may not change plans, add-ons, staff accounts, tenant accounts (lock, unlock, password reset,
-  delete: those are account changes, not resource actions), the fabric's endpoints and clouds,
-  sign-in lockouts or settings (`administer`).
+  delete: those are account changes, not resource actions), what a tenant bought (creating a
+  subscription for an account, changing its plan), the fabric's endpoints and clouds, sign-in
+  lockouts or settings (`administer`).
+
+Pages both sites route (jobs, API tokens, password change) declare `tenants=True`; personal pages
+(API tokens, two-factor sign-in, password change) are `view`, so every staff role manages its own.
 
 Every admin portal page and API action *declares* the capability it needs, per view (not per HTTP
 method: an operator can't even open the plan editor): pages with `@capability_required(...)`,
