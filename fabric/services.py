@@ -21,8 +21,9 @@ from django.db.models.functions import Now
 from django.utils import timezone
 from django.utils.text import slugify
 
-from portal import crypto
+from portal import audit, crypto
 from portal.access import is_staff
+from portal.audit import audited
 from portal.columns import validate_columns
 from portal.exceptions import Conflict, NotAllowed, ServiceError
 from portal.jobs import job_create
@@ -74,6 +75,7 @@ def endpoint_driver(endpoint: FabricEndpoint) -> FabricDriver:
         return driver
 
 
+@audited("endpoint.register")
 def endpoint_register(
     *, name: str, driver: str, settings_: dict[str, Any] | None = None, created_by: User | None = None
 ) -> tuple[FabricEndpoint, Job]:
@@ -106,6 +108,7 @@ def endpoint_register(
     return endpoint, job
 
 
+@audited("endpoint.sync", target="endpoint")
 def endpoint_sync(*, endpoint: FabricEndpoint, created_by: User | None = None) -> Job:
     """Start a job that re-reads the endpoint's stamps, clouds, capacity and catalog."""
     with transaction.atomic():
@@ -208,6 +211,7 @@ def endpoint_prepare_retry(*, job: Job) -> None:
 # --- plans ------------------------------------------------------------------------------------------
 
 
+@audited("plan.vm_cloud.set")
 def plan_vm_cloud_set(
     *, plan: Plan, cloud: Cloud, max_vms: int | None, max_cores: int | None, max_memory_mb: int | None
 ) -> VMCloudPlanService:
@@ -218,6 +222,7 @@ def plan_vm_cloud_set(
         if value is not None and value < 0:
             raise ValidationError({field: "A quota can't be negative."})
     validate_columns(VMCloudPlanService, max_vms=max_vms, max_cores=max_cores, max_memory_mb=max_memory_mb)
+    audit.track(VMCloudPlanService.objects.filter(plan=plan).first())  # the offer this replaces, if any
     service, _ = VMCloudPlanService.objects.update_or_create(
         plan=plan,
         defaults={"cloud": cloud, "max_vms": max_vms, "max_cores": max_cores, "max_memory_mb": max_memory_mb},
@@ -228,6 +233,7 @@ def plan_vm_cloud_set(
 # --- virtual machines ------------------------------------------------------------------------------
 
 
+@audited("vm.create")
 def vm_create(
     *,
     subscription: Subscription,
@@ -312,6 +318,7 @@ def vm_allowed_actions(vm: VirtualMachine) -> list[str]:
     return [name for name, action in VM_ACTIONS.items() if action.allows(vm.state)]
 
 
+@audited("vm.{action}", target="vm")
 def vm_action(*, vm: VirtualMachine, action: str, created_by: User | None = None) -> Job:
     """Start a declared action (fabric.lifecycle) as a job. Raises NotAllowed if the VM's state or
     its subscription's forbids it.

@@ -45,6 +45,7 @@ from django.db.models.functions import Coalesce, Now
 from django.utils import timezone
 
 from portal import crypto
+from portal.audit import audited
 from portal.exceptions import Conflict, NotAllowed, ServiceError
 from portal.models import ACTIVE_JOB_STATES, FINISHED_JOB_STATES, Job, JobState
 
@@ -622,6 +623,7 @@ def job_end(job: Job, state: str, message: str = "") -> bool:
 # --- staff and tenant actions on jobs ---------------------------------------------------------------
 
 
+@audited("job.cancel", target="job")
 def job_cancel(*, job: Job, by: Any) -> Job:
     """Cancel a queued or running job (staff). It ends at once as Cancelled and its handler puts the
     resource in a state the user can act on; a running worker stops at its next step boundary, and
@@ -641,6 +643,7 @@ def job_cancel(*, job: Job, by: Any) -> Job:
     raise Conflict("The job changed while it was being cancelled; try again.")
 
 
+@audited("job.retry", target="job")
 def job_retry(*, job: Job, by: Any) -> Job:
     """Run a failed (or cancelled) job again, resuming at the step that failed.
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Callable
 from typing import Any
 
@@ -10,6 +11,7 @@ from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.middleware.common import CommonMiddleware as DjangoCommonMiddleware
 from django.shortcuts import redirect
 
+from portal import audit
 from portal.access import is_staff
 from portal.api import error_body
 
@@ -35,6 +37,10 @@ class StaffTOTPMiddleware:
     that never gave its code (signed in before it was required) is signed out to sign in again.
     Requests with an API token aren't session users here and pass: TOTP guards the sessions that
     make tokens."""
+class RequestContextMiddleware:
+    """Gives each request an id (the client's `X-Request-ID` if it is sane, else a new one), echoed in
+    the response's `X-Request-ID`, and makes the request the audit log's context: entries written
+    while it is served carry its user, client address and id."""
 
     def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
         self.get_response = get_response
@@ -54,3 +60,9 @@ class StaffTOTPMiddleware:
             message = "Two-factor sign-in is required: enrol an authenticator app in the admin portal."
             return JsonResponse(error_body("totp_required", message), status=403)
         return redirect("staff:two-factor")
+        request_id = audit.sane_request_id(request.headers.get("X-Request-ID")) or uuid.uuid4().hex
+        request.request_id = request_id  # type: ignore[attr-defined]
+        with audit.request_context(request, request_id):
+            response = self.get_response(request)
+        response["X-Request-ID"] = request_id
+        return response

@@ -11,7 +11,7 @@ from django.db import models
 from django.db.models.functions import Now
 from django.utils import timezone
 
-from portal.access import SubscriptionScopedQuerySet
+from portal.access import SubscriptionScopedQuerySet, visible_subscription_ids
 
 
 class JobState(models.TextChoices):
@@ -69,6 +69,8 @@ class Job(models.Model):
     finished_at = models.DateTimeField(null=True, blank=True)
 
     objects = SubscriptionScopedQuerySet.as_manager()
+    # What a cancel or retry changes, for the audit log (not its step log, heartbeat or fencing).
+    audit_fields = ("state", "error", "retries", "max_attempts", "finished_at")
 
     class Meta:
         # Newest first, ties broken by id: a total order, which keyset (cursor) pages need.
@@ -190,3 +192,71 @@ class PortalSettings(models.Model):
         """The settings row, created with the defaults the first time it is read."""
         row, _ = cls.objects.get_or_create(pk=cls.SINGLETON_PK)
         return row
+class AuditOutcome(models.TextChoices):
+    SUCCEEDED = "succeeded", "Succeeded"
+    REFUSED = "refused", "Refused"
+    FAILED = "failed", "Failed"
+
+
+class AuditEntryQuerySet(SubscriptionScopedQuerySet["AuditEntry"]):
+    """Staff see every entry; a tenant those of its subscriptions, and its own entries that belong
+    to no subscription (its account, its API tokens, its sign-ins)."""
+
+    def tenant_scope(self, user: Any) -> Any:
+        return self.filter(
+            models.Q(subscription_id__in=visible_subscription_ids(user))
+            | models.Q(subscription__isnull=True, actor=user)
+        )
+
+
+class AuditEntry(models.Model):
+    """One mutating action (or sign-in) in either portal or API: who, on behalf of which subscription,
+    what, to which object, the changed fields before and after (secrets redacted), the outcome, when
+    (the database's clock), from where and in which request. Written by `portal.audit` in the same
+    transaction as the change; a refused action's entry in its own. Never updated."""
+
+    id = models.BigAutoField(primary_key=True)
+    created_at = models.DateTimeField(db_default=Now())
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    actor_label = models.CharField(max_length=254, help_text="the actor's email then, 'system' or 'anonymous'")
+    by_staff = models.BooleanField(default=False, help_text="the actor was provider staff")
+    subscription = models.ForeignKey(
+        "tenants.Subscription", null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    action = models.CharField(max_length=64, help_text="a dotted verb: vm.start, plan.create, token.revoke")
+    object_type = models.CharField(max_length=64, blank=True, help_text="app_label.model")
+    object_id = models.CharField(max_length=64, blank=True)
+    object_repr = models.CharField(max_length=200, blank=True)
+    changes = models.JSONField(default=dict, blank=True, help_text="{field: [before, after]}, changed fields only")
+    outcome = models.CharField(max_length=16, choices=AuditOutcome.choices, default=AuditOutcome.SUCCEEDED)
+    message = models.TextField(blank=True, help_text="why it was refused or failed")
+    ip = models.GenericIPAddressField(null=True, blank=True)
+    request_id = models.CharField(max_length=64, blank=True)
+    site = models.CharField(max_length=16, blank=True, help_text="staff, tenant or system")
+
+    objects = AuditEntryQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        verbose_name_plural = "audit entries"
+        indexes = [
+            # Newest first, as the keyset pages read them: everything, per subscription, per actor.
+            models.Index(fields=["-created_at", "-id"], name="audit_newest"),
+            models.Index(fields=["subscription", "-created_at", "-id"], name="audit_sub_newest"),
+            models.Index(fields=["actor", "-created_at", "-id"], name="audit_actor_newest"),
+            # An object's history; one action's entries.
+            models.Index(fields=["object_type", "object_id", "-created_at"], name="audit_object"),
+            models.Index(fields=["action", "-created_at"], name="audit_action"),
+            # The rare ones: refusals and failures, and a request's entries.
+            models.Index(
+                fields=["outcome", "-created_at"],
+                name="audit_not_succeeded",
+                condition=~models.Q(outcome="succeeded"),
+            ),
+            models.Index(fields=["request_id"], name="audit_request", condition=~models.Q(request_id="")),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.action} {self.object_repr} by {self.actor_label} ({self.outcome})"

@@ -10,7 +10,7 @@ from django.conf import settings
 from django.db.models import Q, QuerySet
 from django.db.models.functions import Now
 
-from portal.models import Job, JobState, PortalSettings, StateTransition
+from portal.models import AuditEntry, Job, JobState, PortalSettings, StateTransition
 
 
 def job_list(*, user: Any) -> QuerySet[Job]:
@@ -57,3 +57,12 @@ def signin_lockout_list() -> QuerySet[Any]:
     return AccessAttempt.objects.filter(
         failures_since_start__gte=settings.AXES_FAILURE_LIMIT, attempt_time__gte=since
     ).order_by("-attempt_time", "-pk")
+def audit_entry_list(*, user: Any) -> QuerySet[AuditEntry]:
+    """Newest first; staff see every entry, a tenant its subscriptions' and its own (portal.models
+    AuditEntryQuerySet). Filters: portal.filters.AuditEntryFilter."""
+    return AuditEntry.objects.visible_to(user).select_related("subscription")
+
+
+def audit_entry_get(*, user: Any, pk: Any) -> AuditEntry:
+    """The entry, or AuditEntry.DoesNotExist (answer 404) when the user may not see it."""
+    return audit_entry_list(user=user).get(pk=pk)

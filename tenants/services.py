@@ -21,6 +21,7 @@ from django.utils.encoding import force_bytes
 from django.utils.http import urlsafe_base64_encode
 
 from portal.access import StaffRole, is_staff
+from portal.audit import audited
 from portal.columns import validate_columns
 from portal.crypto import keyed_digests
 from portal.exceptions import Conflict, Forbidden, NotAllowed
@@ -46,6 +47,7 @@ from .models import (
 from .selectors import TOKEN_DIGEST_PURPOSE, TOKEN_PREFIX, subscription_refusal, subscription_role
 
 
+@audited("account.create")
 def account_create(
     *,
     email: str,
@@ -380,6 +382,7 @@ def staff_account_activate(*, account: User) -> User:
     return account
 
 
+@audited("plan.create")
 def plan_create(*, name: str, description: str = "", max_subscriptions_per_account: int = 1) -> Plan:
     """Create a private plan; services are added by their apps, then it is made public."""
     name = name.strip()
@@ -393,6 +396,7 @@ def plan_create(*, name: str, description: str = "", max_subscriptions_per_accou
     )
 
 
+@audited("plan.set_state", target="plan")
 def plan_set_state(*, plan: Plan, state: str) -> Plan:
     """Move a plan between private, public and decommissioned. A plan offering nothing can't go public."""
     if state not in PlanState.values:
@@ -409,6 +413,7 @@ def plan_offers_any_service(plan: Plan) -> bool:
     return bool(quotas.quota_offer(plan))
 
 
+@audited("subscription.create")
 def subscription_create(*, owner: User, plan: Plan, name: str = "", by: Any = None) -> Subscription:
     """Subscribe `owner` to a public plan; staff (`by`) may subscribe any tenant account to any plan
     that isn't decommissioned, private ones included. The plan's per-account limit holds for both."""
@@ -655,6 +660,7 @@ TOKEN_PREFIX_LENGTH = len(TOKEN_PREFIX) + 8
 TOKEN_LAST_USED_GRANULARITY = timedelta(minutes=1)
 
 
+@audited("token.create")
 def token_create(
     *, user: User, name: str, scope: str = TokenScope.READ, expires_on: date | None = None
 ) -> tuple[APIToken, str]:
@@ -687,6 +693,7 @@ def token_create(
     return token, secret
 
 
+@audited("token.revoke", target="token")
 def token_revoke(*, token: APIToken) -> APIToken:
     """Revoke at once: the next request with it answers 401. Revoking twice keeps the first time."""
     APIToken.objects.filter(pk=token.pk, revoked_at__isnull=True).update(revoked_at=timezone.now())
