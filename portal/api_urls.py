@@ -11,8 +11,10 @@ from portal import api_views
 
 router = SimpleRouter()
 router.register("jobs", api_views.JobViewSet, basename="job")
+router.register("audit-entries", api_views.AuditEntryViewSet, basename="audit-entry")
 staff_router = SimpleRouter()
 staff_router.register("jobs", api_views.StaffJobViewSet, basename="job")
+staff_router.register("audit-entries", api_views.StaffAuditEntryViewSet, basename="audit-entry")
 
 schema = path("schema/", api_views.SchemaView.as_view(), name="schema")
 urlpatterns = [schema, *router.urls]

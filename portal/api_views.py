@@ -22,10 +22,11 @@ from rest_framework.response import Response
 
 from portal.access import Capability
 from portal.api import ERRORS, IsSiteAccount, IsStaff
+from portal.filters import AuditEntryFilter
 from portal.jobs import job_can_retry, job_cancel, job_retry
-from portal.models import Job, JobState, PortalSettings, SignupPolicy
+from portal.models import AuditEntry, Job, JobState, PortalSettings, SignupPolicy
 from portal.pagination import CursorPagination
-from portal.selectors import job_list, portal_settings_get
+from portal.selectors import audit_entry_list, job_list, portal_settings_get
 from portal.services import portal_settings_update
 
 
@@ -110,6 +111,67 @@ class StaffJobViewSet(JobViewSet):
         """Cancel a queued or running job: it ends at once; its worker stops at the next step."""
         job = job_cancel(job=self.get_object(), by=request.user)
         return Response(self.get_serializer(job).data)
+
+
+class AuditEntrySerializer(serializers.ModelSerializer):
+    actor = serializers.CharField(source="actor_label", read_only=True, help_text="email, 'system' or 'anonymous'")
+    changes = serializers.DictField(
+        child=serializers.ListField(), read_only=True, help_text="{field: [before, after]}, changed fields only"
+    )
+
+    class Meta:
+        model = AuditEntry
+        fields = [
+            "id",
+            "created_at",
+            "actor",
+            "by_staff",
+            "subscription",
+            "action",
+            "object_type",
+            "object_id",
+            "object_repr",
+            "changes",
+            "outcome",
+            "message",
+            "request_id",
+            "ip",
+            "site",
+        ]
+        read_only_fields = fields
+
+
+class TenantAuditEntrySerializer(AuditEntrySerializer):
+    """A tenant's view: staff are "Provider staff", and nobody's client address is shown."""
+
+    actor = serializers.SerializerMethodField(help_text="email, or 'Provider staff'")
+
+    def get_actor(self, entry: AuditEntry) -> str:
+        return "Provider staff" if entry.by_staff else entry.actor_label
+
+    class Meta(AuditEntrySerializer.Meta):
+        fields = [f for f in AuditEntrySerializer.Meta.fields if f != "ip"]
+        read_only_fields = fields
+
+
+class AuditEntryViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
+    """The audit log (read-only): your subscriptions' entries and your own, newest first in keyset
+    pages, with the filters of the portal's audit page."""
+
+    serializer_class = TenantAuditEntrySerializer
+    permission_classes = [IsSiteAccount]
+    filterset_class = AuditEntryFilter
+    pagination_class = CursorPagination
+
+    def get_queryset(self):  # type: ignore[override]
+        return audit_entry_list(user=self.request.user)
+
+
+class StaffAuditEntryViewSet(AuditEntryViewSet):
+    """The audit log (read-only): every entry, newest first in keyset pages, with the audit page's filters."""
+
+    serializer_class = AuditEntrySerializer
+    permission_classes = [IsStaff]
 
 
 class SchemaView(SpectacularAPIView):

@@ -25,8 +25,12 @@ class AuditEntryFilter(filters.FilterSet):
     q = filters.CharFilter(method="search", label="Search", help_text="words in the object, actor or action")
     actor = filters.CharFilter(method="by_actor", label="Actor", help_text="the actor's email, 'system' or 'anonymous'")
     subscription = filters.UUIDFilter(field_name="subscription_id", label="Subscription id")
-    action = filters.CharFilter(method="by_action", label="Action", help_text="e.g. vm.start, or vm. for every VM action")
-    object_type = filters.CharFilter(field_name="object_type", label="Object type", help_text="e.g. fabric.virtualmachine")
+    action = filters.CharFilter(
+        method="by_action", label="Action", help_text="e.g. vm.start, or vm. for every VM action"
+    )
+    object_type = filters.CharFilter(
+        field_name="object_type", label="Object type", help_text="e.g. fabric.virtualmachine"
+    )
     object_id = filters.CharFilter(field_name="object_id", label="Object id")
     outcome = filters.ChoiceFilter(choices=AuditOutcome.choices, label="Outcome")
     since = filters.DateFilter(method="by_since", label="From", help_text="first day (UTC), inclusive")

@@ -328,6 +328,7 @@ SPECTACULAR_SETTINGS = {
     # Several models have a `state`; name each choice set instead of letting them collide.
     "ENUM_NAME_OVERRIDES": {
         "JobStateEnum": "portal.models.JobState",
+        "AuditOutcomeEnum": "portal.models.AuditOutcome",
         "PlanStateEnum": "tenants.models.PlanState",
         "SubscriptionStateEnum": "tenants.models.SubscriptionState",
         "EndpointStateEnum": "fabric.models.EndpointState",

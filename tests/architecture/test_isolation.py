@@ -34,7 +34,7 @@ from django.utils.http import urlsafe_base64_encode
 
 from fabric.lifecycle import VM_ACTIONS
 from fabric.models import VirtualMachine
-from portal.models import Job
+from portal.models import AuditEntry, Job
 from tenants.models import APIToken, Plan, Subscription, SubscriptionCoAdmin, User
 from tenants.services import coadmin_add, coadmin_remove, token_create
 from tenants.views.staff import SUBSCRIPTION_PAGE_ACTIONS
@@ -61,6 +61,7 @@ ROUTE_RESOURCES = {
     "job": "job",
     "plan": "plan",
     "token": "token",
+    "audit": "audit",
 }
 # Kwargs that aren't object ids: every value is tried. The signed links mailed to an account
 # (password reset, email verification) are tried with B's account id and a forged token.
@@ -176,6 +177,7 @@ def missing_objects() -> dict[str, str]:
         "plan": "987654321",
         "token": str(uuid.uuid4()),
         "coadmin": str(uuid.uuid4()),
+        "audit": "987654321",
     }
 
 
@@ -186,8 +188,8 @@ def leaks(client: Client, route: Route, objects: dict[str, str]) -> list[str]:
 
 @pytest.fixture
 def tenant_b_objects(other_subscription, endpoint) -> dict[str, str]:
-    """Tenant B's running VM, its subscription, a job, an API token and a co-administrator; and a
-    plan no tenant can see."""
+    """Tenant B's running VM, its subscription, a job, an API token, a co-administrator and an audit
+    entry of its subscription; and a plan no tenant can see."""
     vm, job = factories.make_vm_job(other_subscription, endpoint, "b-vm")
     factories.run_queued_jobs()
     private = factories.make_plan(endpoint, public=False)
@@ -201,6 +203,7 @@ def tenant_b_objects(other_subscription, endpoint) -> dict[str, str]:
         "plan": str(private.pk),
         "token": str(token.pk),
         "coadmin": str(b_coadmin.pk),
+        "audit": str(AuditEntry.objects.get(action="vm.create", subscription=other_subscription).pk),
     }
 
 
@@ -217,6 +220,8 @@ def test_the_walker_sees_the_routes_that_matter():
         "tenant-api:job-detail",
         "tenant:job",
         "tenant:token-revoke",
+        "tenant:audit-entry",
+        "tenant-api:audit-entry-detail",
     } <= names
 
 

@@ -68,7 +68,15 @@ def rail(body: str) -> list[str]:
 
 def test_a_registered_service_appears_in_the_tenant_rail_new_and_overview(web_sites, tenant_client):
     body = tenant_client.get(reverse("tenant:dashboard")).content.decode()
-    assert rail(body) == ["All items", "Virtual machines 0", "Web sites 1", "Subscriptions 0", "Jobs 0", "API tokens"]
+    assert rail(body) == [
+        "All items",
+        "Virtual machines 0",
+        "Web sites 1",
+        "Subscriptions 0",
+        "Jobs 0",
+        "Audit log",
+        "API tokens",
+    ]
     # two choices now: "+ New" opens a menu of both
     menu = re.search(r'<details class="new-menu">(.*?)</details>', body, re.S).group(1)
     assert re.findall(r'<a href="([^"]+)"><strong>([^<]+)</strong>', menu) == [
@@ -94,6 +102,7 @@ def test_a_registered_service_appears_in_the_staff_rail_new_and_overview(web_sit
         "Staff accounts",  # an administrator's (staff_client)
         "Subscriptions 0",
         "Jobs 0",
+        "Audit log",
         "API tokens",
         "Two-factor sign-in",
         "Sign-in lockouts",
