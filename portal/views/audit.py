@@ -27,7 +27,8 @@ def audit_list(request: HttpRequest) -> HttpResponse:
     params.pop("cursor", None)
     filterset = AuditEntryFilter(params or None, queryset=audit_entry_list(user=request.user))
     audit_filter_form_widgets(filterset.form)
-    entries = filterset.qs if filterset.is_valid() else AuditEntry.objects.none()
+    valid = not filterset.is_bound or filterset.is_valid()
+    entries = filterset.qs if valid else AuditEntry.objects.none()
     page = cursor_page(request, entries)
     context = {
         "page": page,
