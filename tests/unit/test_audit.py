@@ -190,3 +190,12 @@ def test_a_bulk_action_records_each_vm_on_its_own(subscription, endpoint):
     vm_bulk_action(vms=list(VirtualMachine.objects.filter(pk__in=[running.pk, stopped.pk])), action="stop")
     outcomes = {e.object_id: e.outcome for e in entries("vm.stop")[1:]}
     assert outcomes == {str(running.pk): "succeeded", str(stopped.pk): "refused"}
+
+
+def test_the_client_address_follows_the_sign_in_lockouts_proxy_settings(settings, tenant_client, tenant_user):
+    """Behind a proxy, whatever tells django-axes the client's address tells the audit log too."""
+    settings.AXES_CLIENT_IP_CALLABLE = lambda request: request.META.get("HTTP_X_REAL_IP")
+    tenant_client.post(reverse("tenant:tokens"), {"name": "proxied", "scope": "read"}, HTTP_X_REAL_IP="192.0.2.44")
+    tenant_client.post(reverse("tenant:tokens"), {"name": "garbled", "scope": "read"}, HTTP_X_REAL_IP="not-an-ip")
+    proxied, garbled = entries("token.create")
+    assert proxied.ip == "192.0.2.44" and garbled.ip is None
