@@ -222,8 +222,14 @@ class AuditEntry(models.Model):
     )
     actor_label = models.CharField(max_length=254, help_text="the actor's email then, 'system' or 'anonymous'")
     by_staff = models.BooleanField(default=False, help_text="the actor was provider staff")
+    # No constraint: the entry outlives its subscription (and blocks no deletion of an account).
     subscription = models.ForeignKey(
-        "tenants.Subscription", null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+        "tenants.Subscription",
+        null=True,
+        blank=True,
+        on_delete=models.DO_NOTHING,
+        db_constraint=False,
+        related_name="+",
     )
     action = models.CharField(max_length=64, help_text="a dotted verb: vm.start, plan.create, token.revoke")
     object_type = models.CharField(max_length=64, blank=True, help_text="app_label.model")

@@ -19,7 +19,7 @@ pytestmark = pytest.mark.django_db
 
 
 def entry_ids(body: str) -> list[int]:
-    return [int(pk) for pk in re.findall(r'<td><a href="/audit/(\d+)/">', body)]
+    return [int(pk) for pk in re.findall(r'<td class="audit-when"><a href="/audit/(\d+)/">', body)]
 
 
 def many_entries(count: int, **fields) -> None:
@@ -123,3 +123,12 @@ def test_tenants_see_their_subscriptions_entries_and_their_own_only(
 
 def test_the_rail_links_the_audit_log_in_both_portals(tenant_client, staff_client):
     assert 'href="/audit/"' in staff_client.get(reverse("staff:dashboard")).content.decode()
+
+
+def test_a_vm_page_links_its_history_in_the_audit_log(tenant_client, subscription, endpoint):
+    vm = factories.make_vm(subscription, endpoint, "web01")
+    vm_action(vm=vm, action="stop")
+    body = tenant_client.get(reverse("tenant:vm", args=[vm.pk])).content.decode()
+    link = re.search(r'<a href="(/audit/\?object_type=fabric.virtualmachine&amp;object_id=[^"]+)">', body).group(1)
+    history = tenant_client.get(link.replace("&amp;", "&")).content.decode()
+    assert re.findall(r"<code>(vm\.\w+)</code>", history) == ["vm.stop", "vm.create"]
