@@ -121,7 +121,8 @@ def current_request_id() -> str:
 
 @contextmanager
 def acting_as(user: Any) -> Iterator[None]:
-    """Outside a request (a job, a command), record `user` as the actor instead of "system"."""
+    """Outside a request (a job, a command), record `user` as the actor instead of "system"; a
+    callable is called only when an entry is written (a job's creator is read only if needed)."""
     token = _actor.set(user)
     try:
         yield
@@ -246,7 +247,8 @@ def _actor_now() -> Any:
     context = _request.get()
     if context is not None:
         return context.user
-    return _actor.get()
+    actor = _actor.get()
+    return actor() if callable(actor) else actor
 
 
 def record(

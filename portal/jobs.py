@@ -44,7 +44,7 @@ from django.db.models import Exists, F, Q
 from django.db.models.functions import Coalesce, Now
 from django.utils import timezone
 
-from portal import crypto
+from portal import audit, crypto
 from portal.audit import audited
 from portal.exceptions import Conflict, NotAllowed, ServiceError
 from portal.models import ACTIVE_JOB_STATES, FINISHED_JOB_STATES, Job, JobState
@@ -578,7 +578,8 @@ def job_execute(job_id: str) -> str | None:
     heartbeat = _Heartbeat(str(job.pk), attempt)
     heartbeat.start()
     try:
-        _handlers[job.kind].run(ctx)
+        with audit.acting_as(lambda: job.created_by):  # what the job does, it does for whoever asked
+            _handlers[job.kind].run(ctx)
     except JobLost:
         logger.warning(
             "job %s attempt %s lost its claim (cancelled, timed out or superseded); stopping", job_id, attempt

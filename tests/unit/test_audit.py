@@ -199,3 +199,24 @@ def test_the_client_address_follows_the_sign_in_lockouts_proxy_settings(settings
     tenant_client.post(reverse("tenant:tokens"), {"name": "garbled", "scope": "read"}, HTTP_X_REAL_IP="not-an-ip")
     proxied, garbled = entries("token.create")
     assert proxied.ip == "192.0.2.44" and garbled.ip is None
+
+
+def test_an_audited_service_a_job_calls_acts_for_the_jobs_creator(monkeypatch, tenant_user, subscription, endpoint):
+    """Work a job does (e.g. a subscription's lifecycle fanning out to its VMs) is recorded as done by
+    whoever started the job, not by "system"."""
+    from portal.jobs import _handlers
+
+    vm = factories.make_vm(subscription, endpoint, "web01")
+    other = factories.make_vm(subscription, endpoint, "other")
+    handler = _handlers["vm.restart"]
+    original = handler.run
+
+    def run_and_stop_another(ctx):
+        vm_action(vm=other, action="stop")
+        return original(ctx)
+
+    monkeypatch.setattr(handler, "run", run_and_stop_another)
+    vm_action(vm=vm, action="restart", created_by=tenant_user)
+    factories.run_queued_jobs()
+    (stop,) = entries("vm.stop")
+    assert stop.actor == tenant_user and stop.site == "system"
