@@ -220,3 +220,17 @@ def test_an_audited_service_a_job_calls_acts_for_the_jobs_creator(monkeypatch, t
     factories.run_queued_jobs()
     (stop,) = entries("vm.stop")
     assert stop.actor == tenant_user and stop.site == "system"
+
+
+def test_a_quota_refusal_is_kept_with_its_subscription_for_the_tenant_to_see(tenant_user, endpoint):
+    from portal.exceptions import QuotaExceeded
+
+    sub = factories.make_subscription(tenant_user, factories.make_plan(endpoint, max_vms=1))
+    factories.make_vm(sub, endpoint, "one", run=False)
+    with pytest.raises(QuotaExceeded):
+        factories.make_vm(sub, endpoint, "two", run=False)
+    refused = entries("vm.create")[-1]
+    assert refused.outcome == "refused" and "Quota exceeded" in refused.message
+    assert refused.subscription_id == sub.pk and refused.object_id == ""
+    assert refused in AuditEntry.objects.visible_to(tenant_user)
+    assert not VirtualMachine.objects.filter(name="two").exists()
