@@ -18,7 +18,7 @@ django-axes resolves it; the request id); outside a request (workers, commands) 
 "system", or whoever `acting_as(user)` names.
 
 Secrets never appear: a field is redacted when its model lists it in `audit_redact`, or when its
-name (or a key of a JSON field, at any depth) matches SECRET_PATTERN. A model may also narrow what
+name (or a key of a JSON field, at any depth) looks secret (`is_secret_name`). A model may also narrow what
 is compared with `audit_fields`.
 """
 
@@ -48,8 +48,21 @@ log = logging.getLogger(__name__)
 
 F = TypeVar("F", bound=Callable[..., Any])
 
-# Field names (and JSON keys) whose values are never written to the log.
-SECRET_PATTERN = re.compile(r"pass(word|phrase)?|secret|token|key|digest|credential|private|salt", re.IGNORECASE)
+# Field names (and JSON keys) whose values are never written to the log: a name containing one of
+# SECRET_SUBSTRINGS, or with one of SECRET_WORDS as a word of its own (snake_case or camelCase), so
+# admin_password, secret_settings, apiKey and ssh_key are secrets and "passive" or "monkey" aren't.
+SECRET_SUBSTRINGS = ("passw", "passphrase", "secret", "token", "credential", "apikey", "privatekey")
+SECRET_WORDS = {"pass", "pwd", "key", "keys", "digest", "salt", "otp", "totp", "pin"}
+_WORD_BOUNDARY = re.compile(r"[^A-Za-z0-9]+|(?<=[a-z0-9])(?=[A-Z])")
+
+
+def is_secret_name(name: str) -> bool:
+    lowered = name.lower()
+    if any(part in lowered for part in SECRET_SUBSTRINGS):
+        return True
+    return any(word.lower() in SECRET_WORDS for word in _WORD_BOUNDARY.split(name))
+
+
 REDACTED = "[redacted]"
 # Fields no one needs in a diff: they change with every write.
 NOISE_FIELDS = {"updated_at", "last_used_at", "heartbeat"}
@@ -139,7 +152,7 @@ def _plain(value: Any) -> Any:
     if isinstance(value, uuid.UUID | decimal.Decimal):
         return str(value)
     if isinstance(value, dict):
-        return {str(k): (REDACTED if SECRET_PATTERN.search(str(k)) else _plain(v)) for k, v in value.items()}
+        return {str(k): (REDACTED if is_secret_name(str(k)) else _plain(v)) for k, v in value.items()}
     if isinstance(value, list | tuple):
         return [_plain(v) for v in value]
     if value is None or isinstance(value, bool | int | float | str):
@@ -163,7 +176,7 @@ def _audited_fields(model: type[models.Model]) -> list[models.Field]:
 
 
 def is_secret(model: type[models.Model], name: str) -> bool:
-    return name in getattr(model, "audit_redact", ()) or bool(SECRET_PATTERN.search(name))
+    return name in getattr(model, "audit_redact", ()) or is_secret_name(name)
 
 
 def snapshot(obj: models.Model) -> dict[str, Any]:

@@ -234,3 +234,26 @@ def test_a_quota_refusal_is_kept_with_its_subscription_for_the_tenant_to_see(ten
     assert refused.subscription_id == sub.pk and refused.object_id == ""
     assert refused in AuditEntry.objects.visible_to(tenant_user)
     assert not VirtualMachine.objects.filter(name="two").exists()
+
+
+@pytest.mark.parametrize(
+    ("name", "secret"),
+    [
+        ("admin_password", True),
+        ("secret_settings", True),
+        ("apiKey", True),
+        ("ssh_key", True),
+        ("digest", True),
+        ("refresh_token", True),
+        ("clientSecret", True),
+        ("otp_device", True),
+        ("passive", False),
+        ("monkey", False),
+        ("keyboard", False),
+        ("prefix", False),
+        ("state", False),
+        ("settings", False),
+    ],
+)
+def test_which_names_are_secret(name, secret):
+    assert audit.is_secret_name(name) is secret
