@@ -61,3 +61,5 @@ def test_the_schema_documents_audit_entries_read_only(site, request):
     paths = client.get(reverse(f"{site}-api:schema")).json()["paths"]
     assert set(paths["/api/v1/audit-entries/"]) == {"get"}
     assert set(paths["/api/v1/audit-entries/{id}/"]) == {"get"}
+    params = {p["name"] for p in paths["/api/v1/audit-entries/"]["get"]["parameters"]}
+    assert params >= {"q", "actor", "subscription", "action", "object_type", "object_id", "outcome", "since", "until"}
