@@ -64,6 +64,8 @@ def is_secret_name(name: str) -> bool:
 
 
 REDACTED = "[redacted]"
+# What a password change records: that it changed, never a hash.
+PASSWORD_CHANGED = {"password": [REDACTED, REDACTED]}
 # Fields no one needs in a diff: they change with every write.
 NOISE_FIELDS = {"updated_at", "last_used_at", "heartbeat"}
 REFUSALS = (ServiceError, ValidationError, PermissionDenied)
@@ -181,7 +183,7 @@ def is_secret(model: type[models.Model], name: str) -> bool:
 
 def snapshot(obj: models.Model) -> dict[str, Any]:
     """The object's audited fields as plain JSON values, secrets already redacted."""
-    model = type(obj)
+    model = obj.__class__  # not type(): request.user is a lazy object standing for a User
     values = {}
     for f in _audited_fields(model):
         value = getattr(obj, f.attname)
@@ -194,7 +196,7 @@ def snapshot(obj: models.Model) -> dict[str, Any]:
 def _reload(obj: models.Model) -> models.Model | None:
     if obj.pk is None:
         return None
-    return type(obj)._base_manager.filter(pk=obj.pk).first()
+    return obj.__class__._base_manager.filter(pk=obj.pk).first()
 
 
 def diff(before: dict[str, Any], after: dict[str, Any]) -> dict[str, list[Any]]:

@@ -192,6 +192,8 @@ class PortalSettings(models.Model):
         """The settings row, created with the defaults the first time it is read."""
         row, _ = cls.objects.get_or_create(pk=cls.SINGLETON_PK)
         return row
+
+
 class AuditOutcome(models.TextChoices):
     SUCCEEDED = "succeeded", "Succeeded"
     REFUSED = "refused", "Refused"

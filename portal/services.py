@@ -10,9 +10,11 @@ from django.core.exceptions import ValidationError
 from django.db import transaction
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
+from portal import audit
 from portal.models import PortalSettings, SignupPolicy
 
 
+@audit.audited("settings.update")
 def portal_settings_update(*, by: Any, signup_policy: str) -> PortalSettings:
     """Change the provider settings; takes effect on the next request of every process (the row is
     read per request, nothing is cached). Raises ValidationError for an unknown value."""
@@ -21,6 +23,7 @@ def portal_settings_update(*, by: Any, signup_policy: str) -> PortalSettings:
     with transaction.atomic():
         PortalSettings.load()
         row = PortalSettings.objects.select_for_update().get(pk=PortalSettings.SINGLETON_PK)
+        audit.track(row)
         row.signup_policy = signup_policy
         row.updated_by = by if getattr(by, "pk", None) else None
         row.save()

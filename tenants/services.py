@@ -20,6 +20,7 @@ from django.utils import timezone
 from django.utils.encoding import force_bytes
 from django.utils.http import urlsafe_base64_encode
 
+from portal import audit
 from portal.access import StaffRole, is_staff
 from portal.audit import audited
 from portal.columns import validate_columns
@@ -87,6 +88,7 @@ INVITATION_DIGEST_PURPOSE = "signup-invitations"
 INVITATION_VALID_DAYS = 7
 
 
+@audited("account.sign_up")
 def account_signup(*, email: str, password: str, full_name: str = "", invitation_code: str = "") -> User:
     """A tenant account created on the sign-up page, as the provider's sign-up policy allows.
 
@@ -127,6 +129,7 @@ def _invitation_take(*, code: str, email: str) -> SignupInvitation:
     return invitation
 
 
+@audited("invitation.create")
 def signup_invitation_create(
     *, by: Any, email: str, link: Callable[[str], str], valid_days: int = INVITATION_VALID_DAYS
 ) -> tuple[SignupInvitation, str, bool]:
@@ -162,6 +165,7 @@ def signup_invitation_create(
     return invitation, code, sent
 
 
+@audited("invitation.revoke", target="invitation")
 def signup_invitation_revoke(*, invitation: SignupInvitation) -> SignupInvitation:
     """Revoke a pending invitation: its code no longer signs anyone up. A used one stays used."""
     SignupInvitation.objects.filter(pk=invitation.pk, used_at__isnull=True, revoked_at__isnull=True).update(
@@ -183,6 +187,7 @@ def email_verification_token(user: User) -> str:
     return signing.dumps({"u": user.pk, "e": user.email}, salt=EMAIL_VERIFICATION_SALT)
 
 
+@audited("account.verification_send", target="user")
 def email_verification_send(*, user: User, link: Callable[[str], str]) -> bool:
     """Mail the account a link (`link(token)`) that verifies its address; True if the mail was sent.
 
@@ -205,6 +210,7 @@ def email_verification_send(*, user: User, link: Callable[[str], str]) -> bool:
     )
 
 
+@audited("account.verify_email")
 def email_verify(*, token: str) -> User:
     """Mark the address the token names as verified (again is a no-op); returns the account.
 
@@ -221,6 +227,7 @@ def email_verify(*, token: str) -> User:
     user = User.objects.filter(pk=pk, is_active=True).first() if isinstance(pk, int) else None
     if user is None or user.email != data.get("e"):
         raise ValidationError("This link is not valid.")
+    audit.track(user)
     User.objects.filter(pk=user.pk, email_verified_at__isnull=True).update(email_verified_at=timezone.now())
     user.refresh_from_db(fields=["email_verified_at"])
     return user
@@ -622,6 +629,7 @@ def subscription_require_owner(*, user: Any, subscription: Subscription, action:
         raise Forbidden(f"Only the owner of subscription '{subscription}' can {action}.")
 
 
+@audited("coadmin.add")
 def coadmin_add(*, subscription: Subscription, by: Any, email: str) -> SubscriptionCoAdmin:
     """Make the tenant account with this email address a co-administrator of the subscription.
 
@@ -647,6 +655,7 @@ def coadmin_add(*, subscription: Subscription, by: Any, email: str) -> Subscript
         raise ValidationError({"email": f"{account.email} is already a co-administrator."}) from exc
 
 
+@audited("coadmin.remove", target="coadmin")
 def coadmin_remove(*, subscription: Subscription, by: Any, coadmin: SubscriptionCoAdmin) -> None:
     """Remove a co-administrator (owner only, Forbidden otherwise); on its next request the account
     gets 404 for the subscription and everything in it. Removing one already gone is a no-op."""

@@ -11,12 +11,14 @@ from django.contrib.auth.decorators import login_required
 from django.contrib.auth.forms import PasswordChangeForm
 from django.contrib.messages.views import SuccessMessageMixin
 from django.core.exceptions import ValidationError
+from django.db import transaction
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse, reverse_lazy
 from django.views.decorators.http import require_POST
 from django.views.generic import FormView
 
+from portal import audit
 from portal.access import Capability, capability_required, public
 from portal.auth import lockout_message
 from portal.exceptions import ServiceError
@@ -156,6 +158,12 @@ class PasswordChangeView(SuccessMessageMixin, auth_views.PasswordChangeView):
     def get_success_url(self) -> str:
         return reverse(f"{settings.CANOPY_SITE}:dashboard")
 
+    def form_valid(self, form: Any) -> HttpResponse:
+        with transaction.atomic():  # the entry commits with the new password
+            response = super().form_valid(form)
+            audit.record("account.password_change", obj=form.user, changes=audit.PASSWORD_CHANGED)
+        return response
+
 
 class PasswordResetView(auth_views.PasswordResetView):
     """Ask for a reset link by email. The answer is the same whether or not the address has an
@@ -167,6 +175,11 @@ class PasswordResetView(auth_views.PasswordResetView):
     subject_template_name = "email/password_reset_subject.txt"
     success_url = reverse_lazy("password-reset-sent")
 
+    def form_valid(self, form: Any) -> HttpResponse:
+        # Which address was asked for, not whether it has an account (the page tells nobody either).
+        audit.record("account.password_reset_request", object_repr=form.cleaned_data["email"])
+        return super().form_valid(form)
+
 
 class PasswordResetSentView(auth_views.PasswordResetDoneView):
     template_name = "components/password_reset_sent.html"
@@ -175,6 +188,12 @@ class PasswordResetSentView(auth_views.PasswordResetDoneView):
 class PasswordResetConfirmView(auth_views.PasswordResetConfirmView):
     template_name = "components/password_reset_confirm.html"
     success_url = reverse_lazy("password-reset-complete")
+
+    def form_valid(self, form: Any) -> HttpResponse:
+        with transaction.atomic():  # the entry commits with the new password
+            response = super().form_valid(form)
+            audit.record("account.password_reset", obj=form.user, actor=form.user, changes=audit.PASSWORD_CHANGED)
+        return response
 
 
 class PasswordResetCompleteView(auth_views.PasswordResetCompleteView):

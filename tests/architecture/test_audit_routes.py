@@ -33,7 +33,7 @@ from fabric.models import Cloud
 from fabric.services import vm_action
 from portal.models import AuditEntry, Job, JobState
 from tenants.models import Plan
-from tenants.services import token_create
+from tenants.services import coadmin_add, email_verification_token, signup_invitation_create, token_create
 from tests import factories
 from tests.architecture.test_isolation import Route, object_routes
 
@@ -67,6 +67,9 @@ class World:
     tokens: dict[str, Any]
     entry: Any
     cloud: Any
+    invitation: Any
+    coadmin: Any
+    helper: Any
 
     def objects(self) -> dict[str, str]:
         """The id a route's bare `pk` stands for, by the route name's first word."""
@@ -81,6 +84,7 @@ class World:
             "endpoint": str(self.endpoint.pk),
             "cloud": str(self.cloud.pk),
             "account": str(self.tenant.pk),
+            "invitation": str(self.invitation.pk),
         }
 
 
@@ -95,6 +99,7 @@ def world(staff_user, tenant_user, endpoint, plan, subscription, monkeypatch) ->
     factories.run_queued_jobs()
     restore()
     queued = factories.make_vm(subscription, endpoint, "queued", run=False)
+    helper = factories.UserFactory(email="helper@example.test")
     failed_job.refresh_from_db()
     assert failed_job.state == JobState.FAILED
     stopped.refresh_from_db()
@@ -116,6 +121,9 @@ def world(staff_user, tenant_user, endpoint, plan, subscription, monkeypatch) ->
         },
         entry=AuditEntry.objects.filter(subscription=subscription).first(),
         cloud=Cloud.objects.get(stamp__endpoint=endpoint, name="Gold"),
+        invitation=signup_invitation_create(by=staff_user, email="invited@example.test", link=str)[0],
+        coadmin=coadmin_add(subscription=subscription, by=tenant_user, email=helper.email),
+        helper=factories.UserFactory(email="helper2@example.test"),
     )
 
 
@@ -129,6 +137,8 @@ class Case:
     method: str = "post"
     anonymous: bool = False  # sent signed out (sign-in, sign-up)
     actor: Callable[[World, str], Any] = field(default=lambda w, site: getattr(w, site))
+    # a request to make first with the same client (a reset link puts its token in the session)
+    before: Callable[[World, Client], str | None] = lambda w, client: None
 
 
 def _vm_form(w: World) -> dict[str, Any]:
@@ -161,6 +171,25 @@ def _endpoint_form(w: World) -> dict[str, Any]:
 
 
 pk = lambda obj: lambda w: {"pk": obj(w).pk}  # noqa: E731
+
+
+def _reset_link(user: Any, token: str | None = None) -> dict[str, str]:
+    """A password reset link's kwargs (Django swaps the token for "set-password" once it is in the session)."""
+    from django.contrib.auth.tokens import default_token_generator
+    from django.utils.encoding import force_bytes
+    from django.utils.http import urlsafe_base64_encode
+
+    return {
+        "uidb64": urlsafe_base64_encode(force_bytes(user.pk)),
+        "token": token or default_token_generator.make_token(user),
+    }
+
+
+def _unverified(user: Any) -> Any:
+    type(user).objects.filter(pk=user.pk).update(email_verified_at=None)
+    user.refresh_from_db()
+    return user
+
 
 # (site, route name) -> the valid requests that mutate through it.
 MUTATIONS: dict[tuple[str, str], list[Case]] = {
@@ -250,6 +279,84 @@ MUTATIONS: dict[tuple[str, str], list[Case]] = {
         for name in VM_ACTIONS
         if name != "delete"
     },
+    # --- accounts: passwords, email verification, sign-up invitations, provider settings
+    **{
+        (site, "password-change"): [
+            Case(
+                "account.password_change",
+                body=lambda w: {
+                    "old_password": factories.PASSWORD,
+                    "new_password1": "Brand-New-Pass-42",
+                    "new_password2": "Brand-New-Pass-42",
+                },
+            )
+        ]
+        for site in URLCONFS
+    },
+    **{
+        (site, "password-reset"): [
+            Case(
+                "account.password_reset_request",
+                body=lambda w, site=site: {"email": getattr(w, site).email},  # type: ignore[misc]
+                anonymous=True,
+                actor=lambda w, site: None,
+            )
+        ]
+        for site in URLCONFS
+    },
+    **{
+        (site, "password-reset-confirm"): [
+            Case(
+                "account.password_reset",
+                kwargs=lambda w, site=site: _reset_link(getattr(w, site), "set-password"),  # type: ignore[misc]
+                body=lambda w: {"new_password1": "Brand-New-Pass-42", "new_password2": "Brand-New-Pass-42"},
+                anonymous=True,
+                before=lambda w, client, site=site: reverse(  # type: ignore[misc]
+                    "password-reset-confirm", kwargs=_reset_link(getattr(w, site))
+                ),
+            )
+        ]
+        for site in URLCONFS
+    },
+    ("tenant", "verify-email"): [
+        Case(
+            "account.verify_email",
+            method="get",
+            kwargs=lambda w: {"token": email_verification_token(_unverified(w.tenant))},
+        )
+    ],
+    ("tenant", "verify-email-resend"): [
+        Case("account.verification_send", before=lambda w, client: _unverified(w.tenant) and None)
+    ],
+    ("staff", "staff:settings"): [Case("settings.update", body=lambda w: {"signup_policy": "invitation"})],
+    ("staff", "staff-api:settings"): [
+        Case("settings.update", method="put", body=lambda w: {"signup_policy": "closed"})
+    ],
+    ("staff", "staff:invitations"): [
+        Case("invitation.create", body=lambda w: {"email": "someone@example.test", "valid_days": 7})
+    ],
+    ("staff", "staff-api:invitation-list"): [
+        Case("invitation.create", body=lambda w: {"email": "someone@example.test", "valid_days": 7})
+    ],
+    ("staff", "staff:invitation-revoke"): [Case("invitation.revoke", kwargs=pk(lambda w: w.invitation))],
+    ("staff", "staff-api:invitation-revoke"): [Case("invitation.revoke", kwargs=pk(lambda w: w.invitation))],
+    # --- co-administrators
+    ("tenant", "tenant:subscription-coadmins"): [
+        Case("coadmin.add", kwargs=pk(lambda w: w.subscription), body=lambda w: {"email": w.helper.email})
+    ],
+    ("tenant", "tenant-api:subscription-coadmins"): [
+        Case("coadmin.add", kwargs=pk(lambda w: w.subscription), body=lambda w: {"email": w.helper.email})
+    ],
+    ("tenant", "tenant:subscription-coadmin-remove"): [
+        Case("coadmin.remove", kwargs=lambda w: {"pk": w.subscription.pk, "coadmin_pk": w.coadmin.pk})
+    ],
+    ("tenant", "tenant-api:subscription-coadmin-remove"): [
+        Case(
+            "coadmin.remove",
+            method="delete",
+            kwargs=lambda w: {"pk": str(w.subscription.pk), "coadmin_pk": str(w.coadmin.pk)},
+        )
+    ],
     ("tenant", "tenant-api:subscription-list"): [
         Case("subscription.create", body=lambda w: {"plan": w.other_plan.pk, "name": "Second"})
     ],
@@ -286,6 +393,8 @@ def send(client: Client, method: str, url: str, body: dict[str, Any], request_id
     headers = {"X-Request-ID": request_id}
     if url.startswith("/api/"):
         return getattr(client, method)(url, json.dumps(body), content_type="application/json", headers=headers)
+    if method == "get":
+        return client.get(url, headers=headers)
     if method == "post":
         return client.post(url, body, headers=headers)
     return getattr(client, method)(url, headers=headers)
@@ -313,6 +422,8 @@ def exercise(site: str, name: str, index: int, case: Case, world: World) -> None
     client = client_for(None if case.anonymous else user)
     url = reverse(name, kwargs=case.kwargs(world))
     request_id = f"audit-{site}-{index}"
+    if first := case.before(world, client):
+        client.get(first)
     response = send(client, case.method, url, case.body(world), request_id)
     assert response.status_code in (200, 201, 202, 204, 302), (
         f"{case.method.upper()} {url} answered {response.status_code}: {response.content[:300]!r}"

@@ -158,17 +158,28 @@ def test_secrets_never_appear_in_any_entry(tenant_client, tenant_user, subscript
     endpoint_sync(endpoint=vault)
     token, secret = token_create(user=tenant_user, name="ci", scope="write")
     token_revoke(token=token)
+    from tenants.services import signup_invitation_create
+
+    _, invitation_code, _ = signup_invitation_create(by=None, email="invited@example.test", link=str)
+    new_password = "Brand-New-Pass-42"
+    changed = tenant_client.post(
+        reverse("password-change"),
+        {"old_password": factories.PASSWORD, "new_password1": new_password, "new_password2": new_password},
+    )
+    assert changed.status_code == 302
     page_token = tenant_client.post(reverse("tenant:tokens"), {"name": "page", "scope": "read"})
     assert page_token.status_code == 201
 
     with connection.cursor() as cursor:
         cursor.execute("SELECT row_to_json(e)::text FROM portal_auditentry e")
         rows = [row[0] for row in cursor.fetchall()]
-    assert len(rows) >= 6
+    assert len(rows) >= 8
+    tenant_user.refresh_from_db()  # its new password hash
     text = "\n".join(rows)
     page_secret = page_token.content.decode().split('<code id="new-token">', 1)[1].split("<", 1)[0]
     assert page_secret.startswith("cnp_") and len(page_secret) > 20
-    for value in (factories.VM_PASSWORD, ENDPOINT_PASSWORD, secret, secret[len("cnp_") :], page_secret, token.digest):
+    secrets = (factories.VM_PASSWORD, ENDPOINT_PASSWORD, secret, secret[len("cnp_") :], page_secret, token.digest)
+    for value in (*secrets, invitation_code, new_password, tenant_user.password):
         assert value not in text
     register = entries("endpoint.register")[-1]
     assert register.changes["secret_settings"] == [None, "[redacted]"]
