@@ -332,7 +332,7 @@ def test_a_forged_signed_link_for_b_changes_nothing(route, tenant_b_objects, ten
 @pytest.fixture
 def a_objects(subscription, tenant_user, coadmin, endpoint) -> dict[str, str]:
     """Tenant A's running VM in the subscription C co-administers, its job, A's API token, a second
-    co-administrator E of that subscription; and a plan no tenant can see."""
+    co-administrator E of that subscription, an audit entry of it; and a plan no tenant can see."""
     vm, job = factories.make_vm_job(subscription, endpoint, "a-vm")
     factories.run_queued_jobs()
     private = factories.make_plan(endpoint, public=False)
@@ -346,6 +346,7 @@ def a_objects(subscription, tenant_user, coadmin, endpoint) -> dict[str, str]:
         "plan": str(private.pk),
         "token": str(token.pk),
         "coadmin": str(second.pk),
+        "audit": str(AuditEntry.objects.get(action="vm.create", subscription=subscription).pk),
     }
 
 
