@@ -497,6 +497,7 @@ def _fan_out(sub: Subscription, *, action: str, by: Any) -> Job:
     return parent
 
 
+@audited("subscription.suspend", target="subscription")
 def subscription_suspend(*, subscription: Subscription, reason: str, by: Any = None) -> Job:
     """Suspend: the tenant sees the subscription read-only with `reason` at once, and every running
     resource is stopped through jobs (the returned parent job). Raises ValidationError without a
@@ -512,6 +513,7 @@ def subscription_suspend(*, subscription: Subscription, reason: str, by: Any = N
         return _fan_out(sub, action=LifecycleAction.SUSPEND, by=by)
 
 
+@audited("subscription.activate", target="subscription")
 def subscription_activate(*, subscription: Subscription, by: Any = None) -> Job:
     """Activate a suspended subscription: the tenant may act again at once, and what was running
     before the suspension is started again through jobs (what was stopped stays stopped)."""
@@ -523,6 +525,7 @@ def subscription_activate(*, subscription: Subscription, by: Any = None) -> Job:
         return _fan_out(sub, action=LifecycleAction.ACTIVATE, by=by)
 
 
+@audited("subscription.delete", target="subscription")
 def subscription_delete(*, subscription: Subscription, by: Any = None, reason: str = "") -> Job:
     """Delete: every resource is deprovisioned through jobs, so nothing is left on the fabric; the
     subscription's row and its resources' records stay (usage, audit), state Deleted."""
@@ -532,6 +535,7 @@ def subscription_delete(*, subscription: Subscription, by: Any = None, reason: s
         return _fan_out(sub, action=LifecycleAction.DELETE, by=by)
 
 
+@audited("subscription.cancel", target="subscription")
 def subscription_cancel(*, subscription: Subscription, user: Any, confirm_name: str) -> Job:
     """A tenant cancels its subscription: the same as staff deleting it, for its owner only, who
     confirms by typing its name. Raises Forbidden (not the owner: a co-administrator may not) or
@@ -542,6 +546,7 @@ def subscription_cancel(*, subscription: Subscription, user: Any, confirm_name: 
     return subscription_delete(subscription=subscription, by=user, reason="Cancelled by its owner.")
 
 
+@audited("subscription.resync", target="subscription")
 def subscription_resync(*, subscription: Subscription, by: Any = None) -> Job:
     """Finish the last lifecycle action where it didn't reach every resource: it runs again, and
     acts only on what is left (each service's action methods skip what is done)."""
@@ -584,6 +589,7 @@ def subscription_lifecycle_prepare_retry(job: Job, *, by: Any) -> None:
     Subscription.objects.filter(pk=sub.pk).update(sync_state=SyncState.SYNCING, leftovers=[])
 
 
+@audited("subscription.change_plan", target="subscription")
 def subscription_change_plan(*, subscription: Subscription, plan: Plan, by: Any = None) -> Subscription:
     """Move the subscription to another plan (not decommissioned) if its current use fits the new
     plan's quotas; otherwise NotAllowed names each quota that doesn't fit, with use and limit.

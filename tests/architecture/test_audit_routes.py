@@ -185,6 +185,20 @@ def _reset_link(user: Any, token: str | None = None) -> dict[str, str]:
     }
 
 
+def _suspended(w: World) -> None:
+    from tenants.services import subscription_suspend
+
+    subscription_suspend(subscription=w.subscription, reason="Unpaid", by=w.staff)
+    factories.run_queued_jobs()
+
+
+def _out_of_sync(w: World) -> None:
+    """Suspended while a VM was still being created: the suspension couldn't stop it."""
+    _suspended(w)
+    w.subscription.refresh_from_db()
+    assert w.subscription.sync_action, "the world's subscription should be out of sync"
+
+
 def _unverified(user: Any) -> Any:
     type(user).objects.filter(pk=user.pk).update(email_verified_at=None)
     user.refresh_from_db()
@@ -355,6 +369,67 @@ MUTATIONS: dict[tuple[str, str], list[Case]] = {
             "coadmin.remove",
             method="delete",
             kwargs=lambda w: {"pk": str(w.subscription.pk), "coadmin_pk": str(w.coadmin.pk)},
+        )
+    ],
+    # --- the subscription lifecycle (staff), cancel (tenant)
+    ("staff", "staff:subscription-create"): [
+        Case(
+            "subscription.create", body=lambda w: {"owner": w.tenant.email, "plan": w.other_plan.pk, "name": "By staff"}
+        )
+    ],
+    ("staff", "staff-api:subscription-list"): [
+        Case("subscription.create", body=lambda w: {"owner": w.tenant.pk, "plan": w.other_plan.pk, "name": "By staff"})
+    ],
+    ("staff", "staff:subscription-delete"): [Case("subscription.delete", kwargs=pk(lambda w: w.subscription))],
+    ("staff", "staff-api:subscription-detail"): [
+        Case("subscription.delete", method="delete", kwargs=pk(lambda w: w.subscription))
+    ],
+    ("staff", "staff:subscription-action"): [
+        Case(
+            "subscription.suspend",
+            kwargs=lambda w: {"pk": w.subscription.pk, "action": "suspend"},
+            body=lambda w: {"reason": "Unpaid invoice"},
+        ),
+        Case(
+            "subscription.activate",
+            kwargs=lambda w: {"pk": w.subscription.pk, "action": "activate"},
+            before=lambda w, client: _suspended(w),
+        ),
+        Case(
+            "subscription.resync",
+            kwargs=lambda w: {"pk": w.subscription.pk, "action": "resync"},
+            before=lambda w, client: _out_of_sync(w),
+        ),
+        Case(
+            "subscription.change_plan",
+            kwargs=lambda w: {"pk": w.subscription.pk, "action": "change-plan"},
+            body=lambda w: {"plan": w.other_plan.pk},
+        ),
+    ],
+    ("staff", "staff-api:subscription-suspend"): [
+        Case("subscription.suspend", kwargs=pk(lambda w: w.subscription), body=lambda w: {"reason": "Unpaid"})
+    ],
+    ("staff", "staff-api:subscription-activate"): [
+        Case("subscription.activate", kwargs=pk(lambda w: w.subscription), before=lambda w, client: _suspended(w))
+    ],
+    ("staff", "staff-api:subscription-resync"): [
+        Case("subscription.resync", kwargs=pk(lambda w: w.subscription), before=lambda w, client: _out_of_sync(w))
+    ],
+    ("staff", "staff-api:subscription-change-plan"): [
+        Case("subscription.change_plan", kwargs=pk(lambda w: w.subscription), body=lambda w: {"plan": w.other_plan.pk})
+    ],
+    ("tenant", "tenant:subscription-cancel"): [
+        Case(
+            "subscription.cancel",
+            kwargs=pk(lambda w: w.subscription),
+            body=lambda w: {"confirm_name": w.subscription.name},
+        )
+    ],
+    ("tenant", "tenant-api:subscription-cancel"): [
+        Case(
+            "subscription.cancel",
+            kwargs=pk(lambda w: w.subscription),
+            body=lambda w: {"confirm_name": w.subscription.name},
         )
     ],
     ("tenant", "tenant-api:subscription-list"): [
