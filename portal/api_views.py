@@ -160,6 +160,7 @@ class AuditEntryViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewse
 
     serializer_class = TenantAuditEntrySerializer
     permission_classes = [IsSiteAccount]
+    capabilities = {"list": Capability.VIEW, "retrieve": Capability.VIEW}
     filterset_class = AuditEntryFilter
     pagination_class = CursorPagination
 

@@ -37,10 +37,6 @@ class StaffTOTPMiddleware:
     that never gave its code (signed in before it was required) is signed out to sign in again.
     Requests with an API token aren't session users here and pass: TOTP guards the sessions that
     make tokens."""
-class RequestContextMiddleware:
-    """Gives each request an id (the client's `X-Request-ID` if it is sane, else a new one), echoed in
-    the response's `X-Request-ID`, and makes the request the audit log's context: entries written
-    while it is served carry its user, client address and id."""
 
     def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
         self.get_response = get_response
@@ -60,6 +56,17 @@ class RequestContextMiddleware:
             message = "Two-factor sign-in is required: enrol an authenticator app in the admin portal."
             return JsonResponse(error_body("totp_required", message), status=403)
         return redirect("staff:two-factor")
+
+
+class RequestContextMiddleware:
+    """Gives each request an id (the client's `X-Request-ID` if it is sane, else a new one), echoed in
+    the response's `X-Request-ID`, and makes the request the audit log's context: entries written
+    while it is served carry its user, client address and id."""
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
         request_id = audit.sane_request_id(request.headers.get("X-Request-ID")) or uuid.uuid4().hex
         request.request_id = request_id  # type: ignore[attr-defined]
         with audit.request_context(request, request_id):

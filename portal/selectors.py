@@ -57,6 +57,8 @@ def signin_lockout_list() -> QuerySet[Any]:
     return AccessAttempt.objects.filter(
         failures_since_start__gte=settings.AXES_FAILURE_LIMIT, attempt_time__gte=since
     ).order_by("-attempt_time", "-pk")
+
+
 def audit_entry_list(*, user: Any) -> QuerySet[AuditEntry]:
     """Newest first; staff see every entry, a tenant its subscriptions' and its own (portal.models
     AuditEntryQuerySet). Filters: portal.filters.AuditEntryFilter."""

@@ -48,6 +48,7 @@ def totp_enrolment_start(*, user: Any) -> TOTPDevice:
     return device or TOTPDevice.objects.create(user=user, name=TOTP_DEVICE_NAME, confirmed=False)
 
 
+@audit.audited("account.two_factor_enrol", target="user")
 def totp_enrolment_confirm(*, user: Any, device: TOTPDevice, token: str) -> TOTPDevice:
     """Confirm the device with a code from the app: from now on sign-in asks for a code. Raises
     ValidationError for a wrong code (django-otp counts it: repeated failures are throttled)."""
@@ -62,6 +63,7 @@ def totp_enrolment_confirm(*, user: Any, device: TOTPDevice, token: str) -> TOTP
     return device
 
 
+@audit.audited("account.two_factor_reset", target="user")
 def totp_devices_remove(*, user: Any) -> int:
     """Remove the account's TOTP devices (an administrator's help for a lost phone): its next
     sign-in asks only for the password, and, when TOTP is required, for a new enrolment. Returns how
@@ -82,6 +84,7 @@ def totp_verify(*, device: TOTPDevice, token: str) -> None:
         raise ValidationError({"code": "Wrong code: enter the 6 digits your app shows now."})
 
 
+@audit.audited("account.lockout_release")
 def signin_lockout_reset(*, username: str, ip_address: str) -> int:
     """Release the sign-in lockout of one account from one address (django-axes' reset of that pair):
     it may sign in at once, with a fresh count. Returns how many records were cleared; never clears
@@ -90,4 +93,5 @@ def signin_lockout_reset(*, username: str, ip_address: str) -> int:
 
     if not username or not ip_address:
         raise ValidationError("Name the account and the address whose lockout to release.")
+    audit.note(changes={"lockout": [f"{username} from {ip_address}", None]})
     return reset(ip=ip_address, username=username)

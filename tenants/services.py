@@ -243,6 +243,7 @@ def _require_tenant_account(account: User) -> None:
         raise NotAllowed("This is a staff account: manage it on the Staff accounts page.")
 
 
+@audited("account.lock", target="account")
 def account_lock(*, account: User) -> User:
     """Lock a tenant account: its sign-ins and API tokens are refused, and its open sessions end at
     their next request (the sites' backend reads `is_active` on every request). Idempotent."""
@@ -252,6 +253,7 @@ def account_lock(*, account: User) -> User:
     return account
 
 
+@audited("account.unlock", target="account")
 def account_unlock(*, account: User) -> User:
     """Let a locked tenant account sign in again. A deleted account stays deleted. Idempotent."""
     _require_tenant_account(account)
@@ -265,6 +267,7 @@ def account_unlock(*, account: User) -> User:
 TEMPORARY_PASSWORD_BYTES = 12  # 16 URL-safe characters
 
 
+@audited("account.password_reset_by_staff", target="account")
 def account_password_reset(*, account: User) -> str:
     """Give a tenant account a new random password and return it, in clear, this once (it is
     stored only hashed, and never logged). Every open session of the account ends at its next
@@ -276,6 +279,7 @@ def account_password_reset(*, account: User) -> str:
     return password
 
 
+@audited("account.delete", target="account")
 def account_delete(*, account: User) -> None:
     """Delete a tenant account that holds no subscription other than deleted ones; raises NotAllowed
     naming them otherwise. An account whose deleted subscriptions are kept (usage, audit) keeps its
@@ -316,6 +320,7 @@ def _validate_role(role: str) -> None:
         raise ValidationError({"role": f"Unknown role '{role}'; one of: {', '.join(StaffRole.values)}."})
 
 
+@audited("staff_account.create")
 def staff_account_create(*, email: str, full_name: str = "", role: str, password: str | None = None) -> User:
     """Create a staff account with a role. Without a password the account has none usable until
     it sets one through a set-password link (the page sends it). Raises ValidationError."""
@@ -323,6 +328,7 @@ def staff_account_create(*, email: str, full_name: str = "", role: str, password
     return account_create(email=email, password=password, full_name=full_name, is_staff=True, staff_role=role)
 
 
+@audited("staff_account.password_link_send", target="account")
 def staff_set_password_link_send(*, account: User, site_url: str) -> bool:
     """Mail the account a link to choose its password on the admin portal at `site_url` (the
     portal's password reset link: it works once, and for PASSWORD_RESET_TIMEOUT). Returns whether
@@ -359,6 +365,7 @@ def _keep_an_administrator(account: User, *, losing: bool) -> None:
         )
 
 
+@audited("staff_account.set_role", target="account")
 def staff_role_set(*, account: User, role: str) -> User:
     """Change a staff account's role; never demotes the last active administrator (NotAllowed)."""
     _require_staff_account(account)
@@ -370,6 +377,7 @@ def staff_role_set(*, account: User, role: str) -> User:
     return account
 
 
+@audited("staff_account.deactivate", target="account")
 def staff_account_deactivate(*, account: User) -> User:
     """Deactivate a staff account: it can't sign in, its sessions end at their next request and its
     API tokens are refused. Never the last active administrator (NotAllowed). Idempotent."""
@@ -381,6 +389,7 @@ def staff_account_deactivate(*, account: User) -> User:
     return account
 
 
+@audited("staff_account.activate", target="account")
 def staff_account_activate(*, account: User) -> User:
     """Let a deactivated staff account sign in again. Idempotent."""
     _require_staff_account(account)

@@ -7,18 +7,18 @@ from __future__ import annotations
 from typing import Any
 
 from django.conf import settings
-from django.contrib.auth.decorators import login_required
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import render
 from django.views.decorators.http import require_safe
 
+from portal.access import Capability, capability_required
 from portal.filters import AuditEntryFilter, audit_filter_form_widgets
 from portal.models import AuditEntry
 from portal.pagination import cursor_page
 from portal.selectors import audit_entry_get, audit_entry_list
 
 
-@login_required
+@capability_required(Capability.VIEW, tenants=True)
 @require_safe
 def audit_list(request: HttpRequest) -> HttpResponse:
     """Newest first, one keyset page at a time, narrowed by the filter form (an invalid filter shows
@@ -40,7 +40,7 @@ def audit_list(request: HttpRequest) -> HttpResponse:
     return render(request, "components/audit_list_page.html", context)
 
 
-@login_required
+@capability_required(Capability.VIEW, tenants=True)
 @require_safe
 def audit_entry(request: HttpRequest, pk: Any) -> HttpResponse:
     try:

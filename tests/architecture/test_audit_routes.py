@@ -33,7 +33,14 @@ from fabric.models import Cloud
 from fabric.services import vm_action
 from portal.models import AuditEntry, Job, JobState
 from tenants.models import Plan
-from tenants.services import coadmin_add, email_verification_token, signup_invitation_create, token_create
+from tenants.services import (
+    account_lock,
+    coadmin_add,
+    email_verification_token,
+    signup_invitation_create,
+    staff_account_create,
+    token_create,
+)
 from tests import factories
 from tests.architecture.test_isolation import Route, object_routes
 
@@ -70,6 +77,7 @@ class World:
     invitation: Any
     coadmin: Any
     helper: Any
+    operator: Any
 
     def objects(self) -> dict[str, str]:
         """The id a route's bare `pk` stands for, by the route name's first word."""
@@ -85,6 +93,7 @@ class World:
             "cloud": str(self.cloud.pk),
             "account": str(self.tenant.pk),
             "invitation": str(self.invitation.pk),
+            "staff": str(self.operator.pk),
         }
 
 
@@ -124,6 +133,7 @@ def world(staff_user, tenant_user, endpoint, plan, subscription, monkeypatch) ->
         invitation=signup_invitation_create(by=staff_user, email="invited@example.test", link=str)[0],
         coadmin=coadmin_add(subscription=subscription, by=tenant_user, email=helper.email),
         helper=factories.UserFactory(email="helper2@example.test"),
+        operator=staff_account_create(email="operator@example.test", role="operator", password=factories.PASSWORD),
     )
 
 
@@ -183,6 +193,16 @@ def _reset_link(user: Any, token: str | None = None) -> dict[str, str]:
         "uidb64": urlsafe_base64_encode(force_bytes(user.pk)),
         "token": token or default_token_generator.make_token(user),
     }
+
+
+def _totp_code(user: Any) -> str:
+    """The code an authenticator app shows for the device the enrolment page just made."""
+    from django_otp.oath import TOTP
+    from django_otp.plugins.otp_totp.models import TOTPDevice
+
+    device = TOTPDevice.objects.filter(user=user).order_by("-pk").first()
+    totp = TOTP(device.bin_key, device.step, device.t0, device.digits, device.drift)
+    return f"{totp.token():0{device.digits}d}"
 
 
 def _suspended(w: World) -> None:
@@ -400,11 +420,78 @@ MUTATIONS: dict[tuple[str, str], list[Case]] = {
             kwargs=lambda w: {"pk": w.subscription.pk, "action": "resync"},
             before=lambda w, client: _out_of_sync(w),
         ),
+    ],
+    ("staff", "staff:subscription-change-plan"): [
+        Case("subscription.change_plan", kwargs=pk(lambda w: w.subscription), body=lambda w: {"plan": w.other_plan.pk})
+    ],
+    # --- tenant accounts and staff accounts (administrators), sign-in security
+    **{
+        ("staff", f"staff{api}:account-lock"): [Case("account.lock", kwargs=pk(lambda w: w.tenant))]
+        for api in ("", "-api")
+    },
+    **{
+        ("staff", f"staff{api}:account-unlock"): [
+            Case(
+                "account.unlock",
+                kwargs=pk(lambda w: w.tenant),
+                before=lambda w, client: account_lock(account=w.tenant) and None,
+            )
+        ]
+        for api in ("", "-api")
+    },
+    ("staff", "staff:account-password"): [Case("account.password_reset_by_staff", kwargs=pk(lambda w: w.tenant))],
+    ("staff", "staff-api:account-reset-password"): [
+        Case("account.password_reset_by_staff", kwargs=pk(lambda w: w.tenant))
+    ],
+    ("staff", "staff:account-delete"): [Case("account.delete", kwargs=pk(lambda w: w.helper))],
+    ("staff", "staff-api:account-detail"): [Case("account.delete", method="delete", kwargs=pk(lambda w: w.helper))],
+    ("staff", "staff:staff-account-create"): [
         Case(
-            "subscription.change_plan",
-            kwargs=lambda w: {"pk": w.subscription.pk, "action": "change-plan"},
-            body=lambda w: {"plan": w.other_plan.pk},
-        ),
+            "staff_account.create", body=lambda w: {"email": "ops@example.test", "full_name": "Ops", "role": "operator"}
+        )
+    ],
+    ("staff", "staff-api:staff-account-list"): [
+        Case("staff_account.create", body=lambda w: {"email": "ops@example.test", "role": "operator"})
+    ],
+    **{
+        ("staff", f"staff{api}:staff-account-role"): [
+            Case("staff_account.set_role", kwargs=pk(lambda w: w.operator), body=lambda w: {"role": "administrator"})
+        ]
+        for api in ("", "-api")
+    },
+    **{
+        ("staff", f"staff{api}:staff-account-deactivate"): [
+            Case("staff_account.deactivate", kwargs=pk(lambda w: w.operator))
+        ]
+        for api in ("", "-api")
+    },
+    **{
+        ("staff", f"staff{api}:staff-account-activate"): [
+            Case(
+                "staff_account.activate",
+                kwargs=pk(lambda w: w.operator),
+                before=lambda w, client: (
+                    type(w.operator).objects.filter(pk=w.operator.pk).update(is_active=False) and None
+                ),
+            )
+        ]
+        for api in ("", "-api")
+    },
+    ("staff", "staff:staff-account-two-factor-reset"): [
+        Case("account.two_factor_reset", kwargs=pk(lambda w: w.operator))
+    ],
+    ("staff", "staff-api:staff-account-reset-two-factor"): [
+        Case("account.two_factor_reset", kwargs=pk(lambda w: w.operator))
+    ],
+    ("staff", "staff:two-factor"): [
+        Case(
+            "account.two_factor_enrol",
+            body=lambda w: {"code": _totp_code(w.staff)},
+            before=lambda w, client: "/two-factor/",
+        )
+    ],
+    ("staff", "staff:signin-lockout-release"): [
+        Case("account.lockout_release", body=lambda w: {"username": w.tenant.email, "ip_address": "203.0.113.1"})
     ],
     ("staff", "staff-api:subscription-suspend"): [
         Case("subscription.suspend", kwargs=pk(lambda w: w.subscription), body=lambda w: {"reason": "Unpaid"})

@@ -22,6 +22,7 @@ from django.test import Client
 from django.urls import URLPattern, URLResolver, get_resolver, include, path, reverse
 
 from portal.access import Capability, StaffRole, route_capabilities
+from portal.models import AuditEntry
 from tenants.services import signup_invitation_create, token_create
 from tenants.views.staff import SUBSCRIPTION_PAGE_ACTIONS
 from tests import factories
@@ -130,6 +131,7 @@ ROUTE_OBJECTS = {
     "token": "token",
     "subscription": "subscription",
     "invitation": "invitation",
+    "audit": "audit",
 }
 ID_KWARGS = {"pk", "id"}
 # Kwargs that aren't object ids: every value is tried.
@@ -208,6 +210,7 @@ def staff_objects(subscription, endpoint, staff_user, operator) -> dict[str, str
         "account": str(subscription.owner.pk),
         "staff_account": str(staff_user.pk),
         "invitation": str(invitation.pk),
+        "audit": str(AuditEntry.objects.filter(subscription=subscription).values_list("pk", flat=True).first()),
     }
 
 
