@@ -51,10 +51,15 @@ class _VMJob(JobHandler):
         return VirtualMachine.objects.select_related("cloud__stamp__endpoint", "template").get(pk=ctx.job.target_id)
 
     def refresh_usage(self, ctx: JobContext, vm: VirtualMachine) -> None:
-        """Read the cloud's usage back from the fabric so the admin portal shows it (bookkeeping)."""
-        # The usage version was read with the VM, before the fabric is asked: see cloud_apply_usage.
+        """Read the cloud's usage back from the fabric so the admin portal shows it (bookkeeping).
+        Coalesced per cloud (Step.coalesce_by): a burst of jobs in one cloud reads it once a second."""
+        # Read now, not with the VM: a coalesced run may come after other jobs' refreshes.
+        seen = cloud_usage_versions(cloud=vm.cloud).get(vm.cloud.pk)
         info = endpoint_driver(vm.cloud.stamp.endpoint).get_cloud(vm.cloud.external_id)
-        cloud_apply_usage(cloud=vm.cloud, info=info, seen_version=vm.cloud.usage_version)
+        cloud_apply_usage(cloud=vm.cloud, info=info, seen_version=seen)
+
+    def usage_key(self, ctx: JobContext, vm: VirtualMachine) -> Any:
+        return vm.cloud_id
 
     def prepare_retry(self, job: Job, *, by: Any) -> None:
         vm_prepare_retry(job=job, by=by)
@@ -94,7 +99,7 @@ class VMCreate(_VMJob):
     label = "Create virtual machine"
     steps = (
         Step("Create the virtual machine on the fabric", "create", 85),
-        Step(USAGE_STEP, "refresh_usage", 95, best_effort=True),
+        Step(USAGE_STEP, "refresh_usage", 95, best_effort=True, coalesce_by="usage_key"),
     )
 
     def create(self, ctx: JobContext, vm: VirtualMachine) -> None:
@@ -180,7 +185,7 @@ class VMDelete(_VMActionJob):
     label = "Delete virtual machine"
     steps = (
         Step("Turn off and delete the virtual machine on the fabric", "delete", 85),
-        Step(USAGE_STEP, "refresh_usage", 95, best_effort=True),
+        Step(USAGE_STEP, "refresh_usage", 95, best_effort=True, coalesce_by="usage_key"),
     )
 
     def delete(self, ctx: JobContext, vm: VirtualMachine) -> None:

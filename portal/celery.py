@@ -3,7 +3,7 @@
 import os
 
 from celery import Celery
-from celery.signals import task_postrun, task_prerun
+from celery.signals import task_postrun, task_prerun, worker_process_shutdown, worker_shutdown
 from django.db import close_old_connections
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "portal.settings.staff")
@@ -24,3 +24,12 @@ def _recycle_db_connections(**kwargs: object) -> None:
     pings a reused connection before the task's first query.
     """
     close_old_connections()
+
+
+@worker_process_shutdown.connect
+@worker_shutdown.connect
+def _flush_coalesced_bookkeeping(**kwargs: object) -> None:
+    """A worker stopping cleanly runs the bookkeeping it was coalescing (a cloud's usage) first."""
+    from portal.jobs import job_flush_coalesced
+
+    job_flush_coalesced()  # logs each failure itself

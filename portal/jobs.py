@@ -21,6 +21,24 @@ clocks disagree. Each kind has a deadline from its first start; past it the job 
 
 `job_sweep()` (run by beat) re-sends queued jobs whose message may be lost, re-queues running jobs
 whose worker died, fails jobs past their deadline or out of attempts, and wipes expired secrets.
+
+On PostgreSQL a run's own writes to its job row (the claim, step starts and ends, progress, and the
+transaction that ends the job with its state hooks) are single hand-written statements committed
+*asynchronously* (`SET LOCAL synchronous_commit TO OFF`): the commit returns before the WAL is on
+disk, which on a busy server is most of a short job's time. What that risks, and why it is safe:
+
+- Only a PostgreSQL crash loses such a commit (never a worker crash or a client disconnect), and it
+  loses the last few hundred milliseconds of asynchronous commits: a suffix of the WAL. The database
+  comes back as it was at one earlier instant, consistent, as if every run had stopped right there.
+- Every session is cut by the crash, so no run that wrote before it can write after it (Django
+  doesn't reconnect within a task): a token that comes back with a lost claim is never held twice.
+- What the database forgot is what a worker dying at that instant leaves, which the framework
+  already recovers: a lost claim leaves the job queued with its old send time, so the sweeper sends
+  it again; a lost step or end leaves it running with a heartbeat that goes stale, so the sweeper
+  re-queues it; the next run resumes at the first step not recorded as done, and steps are
+  idempotent (drivers key the fabric's objects by the portal's ids), so work the fabric did after
+  the lost commit is found, not repeated. A lost end takes its state hooks with it (one transaction).
+- Writes a person made (creating, cancelling, retrying a job) and the sweeper's stay synchronous.
 """
 
 from __future__ import annotations
@@ -40,7 +58,8 @@ from typing import Any, ClassVar, TypeVar
 
 from django.conf import settings
 from django.db import close_old_connections, connection, models, transaction
-from django.db.models import Exists, F, Q
+from django.db.models import BooleanField, F, Q
+from django.db.models.expressions import RawSQL
 from django.db.models.functions import Coalesce, Now
 from django.utils import timezone
 
@@ -73,6 +92,10 @@ class Step:
     e.g. the VM's fabric id); steps whose output a later step needs in memory say `once=False`.
     `best_effort`: bookkeeping (e.g. reading a cloud's usage back) whose failure is logged and
     left to the next sync instead of failing work that was done.
+    `coalesce_by`: for best-effort bookkeeping that many jobs would repeat (a cloud's usage after
+    each of a thousand creates), the name of a handler method `(ctx, target) -> key`: this process
+    runs the step at once if it hasn't for that key within CANOPY_JOB_COALESCE_SECONDS, and else
+    once for all the jobs that asked meanwhile, at the end of that interval (see `_Coalescer`).
     """
 
     name: str
@@ -80,6 +103,7 @@ class Step:
     done_percent: int
     once: bool = True
     best_effort: bool = False
+    coalesce_by: str | None = None
 
 
 class JobHandler:
@@ -105,7 +129,8 @@ class JobHandler:
         """Run the declared steps in order, skipping those an earlier attempt finished."""
         target = self.load(ctx)
         for step in self.steps:
-            ctx.run_step(step, functools.partial(getattr(self, step.method), ctx, target))
+            key = getattr(self, step.coalesce_by)(ctx, target) if step.coalesce_by else None
+            ctx.run_step(step, functools.partial(getattr(self, step.method), ctx, target), coalesce_key=key)
 
     def on_succeeded(self, job: Job) -> None:
         """Set the resource's final state. Default: nothing."""
@@ -254,6 +279,158 @@ def _load_for_claim(job_id: str) -> Job | None:
     return Job.objects.filter(pk=job_id).first()
 
 
+# --- hand-written SQL for a run's writes to its job row (PostgreSQL) ----------------------------------
+# The ORM spends more time building these statements than PostgreSQL spends running them; each is one
+# statement whose text depends only on the fields written. Other databases (the embedded SQLite) run
+# the same writes through the ORM.
+
+_ASYNC_COMMIT = "SET LOCAL synchronous_commit TO OFF; "
+
+
+def _hand_written_sql() -> bool:
+    # Several statements in one execute() need client-side binding (Django's default for psycopg 3).
+    return connection.vendor == "postgresql" and not connection.settings_dict["OPTIONS"].get("server_side_binding")
+
+
+def _execute(sql: str, params: Any, *, async_commit: bool) -> Any:
+    """Run one statement; with `async_commit`, commit it asynchronously (see the module's docstring):
+    in autocommit mode the SET LOCAL and the statement form one implicit transaction."""
+    cursor = connection.cursor()
+    if async_commit:
+        cursor.execute(_ASYNC_COMMIT + sql, params)
+        cursor.nextset()
+    else:
+        cursor.execute(sql, params)
+    return cursor
+
+
+def _job_update(
+    job_id: Any,
+    fields: dict[str, Any],
+    *,
+    attempt: int | None = None,
+    running: bool = False,
+    before_deadline: bool = False,
+    unfinished: bool = False,
+    async_commit: bool = False,
+) -> int:
+    """UPDATE one job row, fenced by the given conditions; returns the rows updated (0 or 1).
+    `fields` are plain values or Now() (the database's time)."""
+    if not _hand_written_sql():
+        rows = Job.objects.filter(pk=job_id)
+        if attempt is not None:
+            rows = rows.filter(attempts=attempt)
+        if running:
+            rows = rows.filter(state=JobState.RUNNING)
+        if before_deadline:
+            rows = rows.filter(Q(deadline_at__isnull=True) | Q(deadline_at__gt=Now()))
+        if unfinished:
+            rows = rows.exclude(state__in=FINISHED_JOB_STATES)
+        return rows.update(**fields)
+    sets, params = [], []
+    for name, value in fields.items():
+        column = _JOB_FIELDS[name]
+        if isinstance(value, Now):
+            sets.append(f'"{column.column}" = STATEMENT_TIMESTAMP()')
+        else:
+            sets.append(f'"{column.column}" = %s')
+            params.append(column.get_db_prep_save(value, connection))
+    where = ["id = %s"]
+    params.append(Job._meta.pk.to_python(job_id))
+    if attempt is not None:
+        where.append("attempts = %s")
+        params.append(attempt)
+    if running:
+        where.append("state = 'running'")
+    if before_deadline:
+        where.append("(deadline_at IS NULL OR deadline_at > STATEMENT_TIMESTAMP())")
+    if unfinished:
+        where.append("state NOT IN ('succeeded', 'failed', 'cancelled')")
+    # Names come from the model, values go as parameters.
+    sql = f"UPDATE {Job._meta.db_table} SET {', '.join(sets)} WHERE {' AND '.join(where)}"  # noqa: S608
+    cursor = _execute(sql, params, async_commit=async_commit)
+    return int(cursor.rowcount)
+
+
+_JOB_FIELDS = {f.name: f for f in Job._meta.concrete_fields}
+_JOB_COLUMNS = [f.column for f in Job._meta.concrete_fields]
+_JOB_NAMES = [f.attname for f in Job._meta.concrete_fields]
+assert set(FINISHED_JOB_STATES) == {"succeeded", "failed", "cancelled"}  # spelled out in _job_update
+
+# Names come from the model, values go as parameters.
+_CLAIM_SQL = f"""
+UPDATE {Job._meta.db_table} AS j SET
+    state = 'running', attempts = j.attempts + 1, heartbeat = STATEMENT_TIMESTAMP(),
+    started_at = COALESCE(j.started_at, STATEMENT_TIMESTAMP()),
+    deadline_at = COALESCE(j.deadline_at, STATEMENT_TIMESTAMP()
+        + make_interval(secs => COALESCE((c.deadlines ->> j.kind)::float8, %(deadline)s))),
+    retry_at = NULL, error = '',
+    steps = CASE WHEN j.attempts = 0 AND c.firsts ? j.kind
+                 THEN j.steps || jsonb_build_array(c.firsts -> j.kind) ELSE j.steps END,
+    step = CASE WHEN j.attempts = 0 AND c.firsts ? j.kind THEN c.firsts -> j.kind ->> 'name' ELSE j.step END,
+    percent = CASE WHEN j.attempts = 0 AND c.firsts ? j.kind THEN GREATEST(j.percent, 5) ELSE j.percent END
+FROM (SELECT %(firsts)s::jsonb AS firsts, %(deadlines)s::jsonb AS deadlines) AS c
+WHERE j.id = %(id)s AND j.attempts < j.max_attempts AND (
+    (j.state = 'queued' AND (j.retry_at IS NULL OR j.retry_at <= STATEMENT_TIMESTAMP()))
+    OR (j.state = 'running' AND j.heartbeat < STATEMENT_TIMESTAMP() - make_interval(secs => %(stale)s)))
+RETURNING {", ".join(f"j.{c}" for c in _JOB_COLUMNS)}"""  # noqa: S608
+
+
+@functools.cache
+def _job_converters() -> list[tuple[int, list[Any], Any]]:
+    """What the ORM does to a job row's values as it reads them (e.g. JSON text to Python)."""
+    converters = []
+    for i, f in enumerate(Job._meta.concrete_fields):
+        col = f.get_col(Job._meta.db_table)
+        funcs = connection.ops.get_db_converters(col) + col.get_db_converters(connection)
+        if funcs:
+            converters.append((i, funcs, col))
+    return converters
+
+
+def _first_steps(started: str) -> dict[str, dict[str, Any]]:
+    """The log entry a first attempt starts its first step with, per kind that runs declared steps."""
+    return {
+        kind: {"name": h.steps[0].name, "state": "running", "attempt": 1, "started": started}
+        for kind, h in _handlers.items()
+        if _starts_with_claim(h)
+    }
+
+
+def _starts_with_claim(handler: JobHandler | None) -> bool:
+    return (
+        handler is not None
+        and bool(handler.steps)
+        and type(handler).run is JobHandler.run
+        and not handler.steps[0].coalesce_by
+        and _hand_written_sql()
+    )
+
+
+def _claim_hand_written(job_id: str) -> Job | None:
+    """The claim as one UPDATE ... RETURNING: the swap reads and bumps `attempts` under the row's
+    lock, and a concurrent claim re-checks the claimable condition on the row this one wrote (so it
+    finds the job running with a fresh heartbeat and matches nothing). A first attempt also starts
+    its first declared step in the same statement (what the step's own start would write next)."""
+    firsts = _first_steps(_iso_now())
+    deadlines = {kind: h.deadline() for kind, h in _handlers.items()}
+    params = {
+        "id": Job._meta.pk.to_python(job_id),
+        "firsts": _JOB_FIELDS["params"].get_db_prep_save(firsts, connection),
+        "deadlines": _JOB_FIELDS["params"].get_db_prep_save(deadlines, connection),
+        "stale": float(settings.CANOPY_JOB_STALE_SECONDS),
+        "deadline": float(settings.CANOPY_JOB_DEADLINE_SECONDS),
+    }
+    row = _execute(_CLAIM_SQL, params, async_commit=not connection.in_atomic_block).fetchone()
+    if row is None:
+        return None
+    values = list(row)
+    for i, funcs, col in _job_converters():
+        for func in funcs:
+            values[i] = func(values[i], col, connection)
+    return Job.from_db(connection.alias, _JOB_NAMES, values)
+
+
 def job_claim(job_id: str) -> Job | None:
     """Claim a job for this worker, or return None if it isn't ours to run.
 
@@ -261,7 +438,10 @@ def job_claim(job_id: str) -> Job | None:
     the read, the job is claimable (queued and due, or running with a stale heartbeat) and attempts
     remain. The returned job's `attempts` is this run's fencing token (read + 1), known from the
     swap itself: a worker that stalls anywhere in here can only lose the race, never share a token.
+    (On PostgreSQL the read and the swap are one statement: `_claim_hand_written`.)
     """
+    if _hand_written_sql():
+        return _claim_hand_written(job_id)
     job = _load_for_claim(job_id)
     if job is None or job.state in FINISHED_JOB_STATES or job.attempts >= job.max_attempts:
         return None
@@ -356,6 +536,87 @@ class _ProcessHeartbeat:
 _heartbeats = _ProcessHeartbeat()
 
 
+class _Coalescer:
+    """Runs coalesced bookkeeping steps (`Step.coalesce_by`) of this process: at most one per key per
+    CANOPY_JOB_COALESCE_SECONDS. A step asked for when none ran for its key within that interval
+    runs at once, in the job (as any step); asked for sooner, it is left here and one run of it, on
+    this process's own thread at the end of the interval, serves every job that asked meanwhile.
+    That run starts after each of them asked, so it sees what they did (a cloud's usage counts
+    every VM they created). Its failure is logged and left to the next synchronization, as a
+    best-effort step's is; a worker that dies with runs pending leaves them to it too, and one
+    that stops cleanly runs them first (`job_flush_coalesced`, on Celery's shutdown signals).
+    """
+
+    def __init__(self) -> None:
+        self._reset()
+        os.register_at_fork(after_in_child=self._reset)
+
+    def _reset(self) -> None:
+        self._lock = threading.Lock()
+        self._last: dict[Any, float] = {}  # key -> monotonic time its last run started
+        self._pending: dict[Any, tuple[float, Callable[[], Any]]] = {}  # key -> (due, newest body)
+        self._wake = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def run_now(self, key: Any, body: Callable[[], Any]) -> bool:
+        """True: the caller runs `body` now (nothing ran for `key` lately). False: it is left here."""
+        window = float(settings.CANOPY_JOB_COALESCE_SECONDS)
+        now = time.monotonic()
+        with self._lock:
+            if key in self._pending:
+                self._pending[key] = (self._pending[key][0], body)
+                return False
+            last = self._last.get(key)
+            if window <= 0 or last is None or now - last >= window:
+                self._last[key] = now
+                return True
+            self._pending[key] = (last + window, body)
+            if self._thread is None or not self._thread.is_alive():
+                self._thread = threading.Thread(target=self._loop, daemon=True, name="job-coalesced")
+                self._thread.start()
+        self._wake.set()
+        return False
+
+    def _due(self, *, all_: bool) -> list[Callable[[], Any]]:
+        now = time.monotonic()
+        with self._lock:
+            keys = [k for k, (due, _) in self._pending.items() if all_ or due <= now]
+            for key in keys:
+                self._last[key] = now
+            return [self._pending.pop(key)[1] for key in keys]
+
+    def flush(self, *, all_: bool = True) -> int:
+        """Run the pending steps (all, or those due); returns how many ran."""
+        bodies = self._due(all_=all_)
+        for body in bodies:
+            try:
+                body()
+            except Exception:
+                logger.warning("coalesced bookkeeping step failed; left to the next sync", exc_info=True)
+        return len(bodies)
+
+    def _loop(self) -> None:
+        while True:
+            with self._lock:
+                next_due = min((due for due, _ in self._pending.values()), default=None)
+            if next_due is None:
+                connection.close()  # nothing pending: hold no connection
+                self._wake.wait()
+            else:
+                self._wake.wait(max(0.0, next_due - time.monotonic()))
+            self._wake.clear()
+            close_old_connections()  # CONN_MAX_AGE and broken connections, as for a task's own
+            self.flush(all_=False)
+
+
+_coalescer = _Coalescer()
+
+
+def job_flush_coalesced() -> int:
+    """Run this process's pending coalesced bookkeeping now (a worker about to stop; tests)."""
+    return _coalescer.flush()
+
+
 class _Heartbeat:
     """Keeps one run's claim fresh from start() to stop(), through the process's heartbeat thread."""
 
@@ -381,6 +642,8 @@ class JobContext:
     # start, or the end of the job) instead of a statement of its own. Lost only if the worker dies
     # right there, and then the step runs again, which steps are built to allow.
     pending: dict[str, Any] = field(default_factory=dict)
+    # The first step's log entry when the claim already started it (a first attempt, on PostgreSQL).
+    prestarted: dict[str, Any] | None = None
 
     @property
     def params(self) -> dict[str, Any]:
@@ -392,10 +655,16 @@ class JobContext:
     def _write(self, **fields: Any) -> None:
         """A fenced write: only while this run owns the running job and its deadline hasn't passed."""
         fields = {**self.pending, **fields}
-        mine = Job.objects.filter(pk=self.job.pk, attempts=self.attempt, state=JobState.RUNNING)
-        updated = mine.filter(Q(deadline_at__isnull=True) | Q(deadline_at__gt=Now())).update(heartbeat=Now(), **fields)
+        updated = _job_update(
+            self.job.pk,
+            {"heartbeat": Now(), **fields},
+            attempt=self.attempt,
+            running=True,
+            before_deadline=True,
+            async_commit=not connection.in_atomic_block,  # never a handler's own transaction
+        )
         if not updated:
-            if mine.exists():
+            if Job.objects.filter(pk=self.job.pk, attempts=self.attempt, state=JobState.RUNNING).exists():
                 raise JobTimedOut(str(self.job.pk))
             raise JobLost(str(self.job.pk))
         self.pending = {}
@@ -420,10 +689,14 @@ class JobContext:
         at a step boundary, before doing anything more.
         """
         steps = list(self.job.steps)
-        entry = {"name": name, "state": "running", "attempt": self.attempt, "started": _iso_now()}
-        steps.append(entry)
-        # Move the bar as soon as work starts, so a long first step doesn't look stuck at 0%.
-        self._write(steps=steps, step=name, percent=max(self.job.percent, 5))
+        prestarted, self.prestarted = self.prestarted, None
+        if prestarted is not None and prestarted["name"] == name and steps and steps[-1] == prestarted:
+            entry = steps[-1] = dict(prestarted)  # the claim wrote this start (and was the fence)
+        else:
+            entry = {"name": name, "state": "running", "attempt": self.attempt, "started": _iso_now()}
+            steps.append(entry)
+            # Move the bar as soon as work starts, so a long first step doesn't look stuck at 0%.
+            self._write(steps=steps, step=name, percent=max(self.job.percent, 5))
         try:
             yield
         except (JobLost, JobTimedOut):
@@ -437,9 +710,26 @@ class JobContext:
         self.job.steps, self.job.percent = steps, max(self.job.percent, done_percent)
         self.pending = {"steps": steps, "percent": self.job.percent}
 
-    def run_step(self, step: Step, body: Callable[[], Any]) -> None:
-        """Run one declared step: skipped if an earlier attempt did it; bookkeeping failures logged."""
+    def run_step(self, step: Step, body: Callable[[], Any], *, coalesce_key: Any = None) -> None:
+        """Run one declared step: skipped if an earlier attempt did it; bookkeeping failures logged;
+        a coalesced step (`Step.coalesce_by`) handed to this process's `_Coalescer` when it ran lately."""
         if step.once and self.done_before(step.name):
+            return
+        if step.coalesce_by and not _coalescer.run_now((step.method, coalesce_key), body):
+            window = settings.CANOPY_JOB_COALESCE_SECONDS
+            steps = [
+                *self.job.steps,
+                {
+                    "name": step.name,
+                    "state": "deferred",
+                    "attempt": self.attempt,
+                    "started": _iso_now(),
+                    "message": f"Done within {window:g} s for this and other jobs (or left to the next "
+                    "synchronization).",
+                },
+            ]
+            self.job.steps, self.job.percent = steps, max(self.job.percent, step.done_percent)
+            self.pending = {"steps": steps, "percent": self.job.percent}
             return
         try:
             with self.step(step.name, done_percent=step.done_percent):
@@ -454,6 +744,16 @@ class JobContext:
             )
             self._note_last_step(f"{_user_message(exc)} (left to the next synchronization)", state="skipped")
 
+    def fail_prestarted(self, exc: BaseException) -> None:
+        """The run failed before entering the step its claim started (e.g. loading its target):
+        log that step as failed with the job's end rather than leave it running."""
+        prestarted, self.prestarted = self.prestarted, None
+        steps = list(self.job.steps)
+        if prestarted is not None and steps and steps[-1] == prestarted:
+            steps[-1] = {**prestarted, "state": "failed", "ended": _iso_now(), "message": _user_message(exc)}
+            self.job.steps = steps
+            self.pending = {**self.pending, "steps": steps}
+
     def _note_last_step(self, message: str, *, state: str) -> None:
         steps = list(self.job.steps)
         if steps:
@@ -467,8 +767,14 @@ class JobContext:
         past: use it for values any run would write the same way (e.g. the fabric's id for the
         portal's resource, which drivers key by that resource), and `guarded()` for anything else.
         """
+        # Spelled out: the ORM's Exists() costs more to build than the UPDATE takes to run.
+        fence = RawSQL(  # noqa: S611 (values are parameters)
+            f"EXISTS (SELECT 1 FROM {Job._meta.db_table} WHERE id = %s AND attempts = %s AND state = %s)",  # noqa: S608
+            (Job._meta.pk.get_db_prep_value(self.job.pk, connection), self.attempt, JobState.RUNNING.value),
+            output_field=BooleanField(),
+        )
+        updated = queryset.filter(fence).update(**fields)
         mine = Job.objects.filter(pk=self.job.pk, attempts=self.attempt, state=JobState.RUNNING)
-        updated = queryset.filter(Exists(mine)).update(**fields)
         if not updated and not mine.exists():
             raise JobLost(str(self.job.pk))
         return updated
@@ -493,9 +799,19 @@ def _user_message(exc: BaseException) -> str:
     return f"Internal error ({type(exc).__name__}); the provider has been notified."
 
 
-def _finish(job: Job, attempt: int, state: str, error: str = "", *, pending: dict[str, Any] | None = None) -> bool:
+def _finish(
+    job: Job,
+    attempt: int,
+    state: str,
+    error: str = "",
+    *,
+    pending: dict[str, Any] | None = None,
+    by_run: bool = False,
+) -> bool:
     """End the job (fenced by attempt) and let its handler set the resource state, atomically.
-    `pending` are the run's own unwritten fields (its last step's log entry).
+    `pending` are the run's own unwritten fields (its last step's log entry). `by_run`: the run
+    ends its own job, a transaction committed asynchronously (see the module's docstring); a
+    cancel or the sweeper commit as usual.
 
     The secret is wiped on success; a failed or cancelled job keeps it (encrypted) so it can be
     retried, until the sweeper wipes it after CANOPY_JOB_SECRET_RETENTION_SECONDS.
@@ -511,10 +827,9 @@ def _finish(job: Job, attempt: int, state: str, error: str = "", *, pending: dic
     }
     if state == JobState.SUCCEEDED:
         fields.update(secret="", percent=100)
+    async_commit = by_run and not connection.in_atomic_block and _hand_written_sql()  # only its own transaction
     with transaction.atomic():
-        updated = (
-            Job.objects.filter(pk=job.pk, attempts=attempt).exclude(state__in=FINISHED_JOB_STATES).update(**fields)
-        )
+        updated = _job_update(job.pk, fields, attempt=attempt, unfinished=True, async_commit=async_commit)
         if not updated:
             return False
         for name, value in fields.items():
@@ -575,6 +890,8 @@ def job_execute(job_id: str) -> str | None:
         return None
     attempt = job.attempts
     ctx = JobContext(job=job, attempt=attempt)
+    if attempt == 1 and _starts_with_claim(_handlers.get(job.kind)):
+        ctx.prestarted = job.steps[-1]
     heartbeat = _Heartbeat(str(job.pk), attempt)
     heartbeat.start()
     try:
@@ -586,9 +903,10 @@ def job_execute(job_id: str) -> str | None:
         )
         return None
     except JobTimedOut:
-        _finish(job, attempt, JobState.FAILED, _timeout_message(job), pending=ctx.pending)
+        _finish(job, attempt, JobState.FAILED, _timeout_message(job), pending=ctx.pending, by_run=True)
         return JobState.FAILED
     except Exception as exc:
+        ctx.fail_prestarted(exc)
         if isinstance(exc, tuple(_transient_errors)):
             delay = _requeue_after_transient(job, attempt, exc)
             if delay is not None:
@@ -596,11 +914,11 @@ def job_execute(job_id: str) -> str | None:
                 return JobState.QUEUED
         elif not isinstance(exc, tuple(_user_errors)):
             logger.error("job %s failed:\n%s", job_id, traceback.format_exc())
-        _finish(job, attempt, JobState.FAILED, _user_message(exc), pending=ctx.pending)
+        _finish(job, attempt, JobState.FAILED, _user_message(exc), pending=ctx.pending, by_run=True)
         return JobState.FAILED
     finally:
         heartbeat.stop()
-    _finish(job, attempt, JobState.SUCCEEDED, pending=ctx.pending)
+    _finish(job, attempt, JobState.SUCCEEDED, pending=ctx.pending, by_run=True)
     return JobState.SUCCEEDED
 
 

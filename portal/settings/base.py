@@ -301,6 +301,9 @@ CANOPY_JOB_WAITING_SECONDS = float(os.environ.get("CANOPY_JOB_WAITING_SECONDS", 
 CANOPY_JOB_SECRET_RETENTION_SECONDS = float(os.environ.get("CANOPY_JOB_SECRET_RETENTION_SECONDS", str(24 * 3600)))
 # How often beat runs the sweeper (portal.beat).
 CANOPY_JOB_SWEEP_SECONDS = float(os.environ.get("CANOPY_JOB_SWEEP_SECONDS", "15"))
+# Best-effort bookkeeping that every job of a burst would repeat (a cloud's usage read back after
+# each VM create) runs at most once per key per this many seconds in each worker process (0: every time).
+CANOPY_JOB_COALESCE_SECONDS = float(os.environ.get("CANOPY_JOB_COALESCE_SECONDS", "1"))
 
 # --- Fabric -------------------------------------------------------------------------------------
 # Where simulator endpoints keep their state unless their settings say otherwise.

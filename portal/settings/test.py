@@ -8,6 +8,8 @@ import os
 os.environ.setdefault("CANOPY_JOB_HEARTBEAT_SECONDS", "0.5")
 os.environ.setdefault("CANOPY_JOB_STALE_SECONDS", "3")
 os.environ.setdefault("CANOPY_JOB_REQUEUE_SECONDS", "2")
+# Tests read a cloud's usage right after a job; those about coalescing set it themselves.
+os.environ.setdefault("CANOPY_JOB_COALESCE_SECONDS", "0")
 
 from .tenant import *  # noqa: F403
 

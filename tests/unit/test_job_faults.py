@@ -61,7 +61,10 @@ def _stale(job: Job) -> None:
 
 
 def test_a_claimer_that_stalls_after_reading_loses_to_the_one_that_claimed_meanwhile(vm_job, monkeypatch):
-    """The token comes from the compare-and-swap: a stalled claimer can't end up with the other's."""
+    """The token comes from the compare-and-swap: a stalled claimer can't end up with the other's.
+    (The portable claim, which reads then swaps; on PostgreSQL the claim is one statement, raced in
+    tests/concurrency/test_job_claim.py.)"""
+    monkeypatch.setattr(jobs, "_hand_written_sql", lambda: False)
     _, job = vm_job
     read = jobs._load_for_claim
     other: list[Job | None] = []
@@ -194,6 +197,58 @@ def test_a_refusal_of_the_fabric_fails_at_once(vm_job, monkeypatch):
 
 
 # --- bookkeeping ------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("lost", ["claim", "end"])
+def test_a_run_whose_writes_the_database_lost_is_recovered_without_a_second_vm(vm_job, endpoint, lost):
+    """A run's writes to its job row are committed asynchronously: a PostgreSQL crash may forget the
+    last of them while the fabric kept what the run did. Here the database comes back as it was
+    before the claim (queued, sent long ago), or before the end (running, heartbeat stale); the
+    sweeper recovers either and the re-run finds the fabric's VM instead of building a second."""
+    vm, job = vm_job
+    secret = job.secret  # wiped by the end of the job, so the lost end takes the wipe with it
+    assert jobs.job_execute(str(job.pk)) == JobState.SUCCEEDED
+    built = VirtualMachine.objects.get(pk=vm.pk).fabric_id
+    long_ago = timezone.now() - timedelta(minutes=10)
+    rewind = {"secret": secret, "finished_at": None, "error": ""}
+    if lost == "claim":
+        rewind.update(state=JobState.QUEUED, attempts=0, steps=[], step="", percent=0, started_at=None)
+        rewind.update(deadline_at=None, heartbeat=None, created_at=long_ago, dispatched_at=long_ago)
+        VirtualMachine.objects.filter(pk=vm.pk).update(state=VMState.CREATING, fabric_id="")
+    else:
+        done = [{**Job.objects.get(pk=job.pk).steps[0]}]
+        rewind.update(state=JobState.RUNNING, steps=done, percent=85, heartbeat=long_ago)
+        VirtualMachine.objects.filter(pk=vm.pk).update(state=VMState.CREATING)
+    Job.objects.filter(pk=job.pk).update(**rewind)
+    sent: list[str] = []
+    result = jobs.job_sweep(send=sent.append)
+    assert (result.resent, result.requeued) == ((1, 0) if lost == "claim" else (0, 1)) and sent == [str(job.pk)]
+    assert jobs.job_execute(sent[0]) == JobState.SUCCEEDED, Job.objects.get(pk=job.pk).error
+    vm.refresh_from_db()
+    assert vm.state == VMState.RUNNING and vm.fabric_id == built
+    assert [v.vm_id for v in endpoint_driver(endpoint).list_vms()] == [str(vm.pk)]
+
+
+def test_a_burst_reads_a_clouds_usage_back_once_a_second_and_counts_every_vm(
+    subscription, endpoint, settings, monkeypatch
+):
+    settings.CANOPY_JOB_COALESCE_SECONDS = 60  # the whole test runs within one interval
+    reads: list[str] = []
+    read = SimulatorDriver.get_cloud
+
+    def counted(self, cloud_id):
+        reads.append(cloud_id)
+        return read(self, cloud_id)
+
+    monkeypatch.setattr(SimulatorDriver, "get_cloud", counted)
+    vms = [factories.make_vm(subscription, endpoint, f"burst{i}") for i in range(4)]
+    # The first job read the usage at once; the three after it within the interval left it pending.
+    assert len(reads) == 1 and Cloud.objects.get(pk=vms[0].cloud_id).vms_used == 1
+    states = [Job.objects.filter(target_id=str(vm.pk)).get().steps[-1]["state"] for vm in vms]
+    assert states == ["done", "deferred", "deferred", "deferred"]
+    assert all(vm.state == VMState.RUNNING for vm in vms)
+    assert jobs.job_flush_coalesced() == 1  # one read for the three (a worker's thread does it on time)
+    assert len(reads) == 2 and Cloud.objects.get(pk=vms[0].cloud_id).vms_used == 4
 
 
 @pytest.mark.parametrize("action", ["create", "delete"])
