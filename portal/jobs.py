@@ -600,8 +600,10 @@ class _Coalescer:
             with self._lock:
                 next_due = min((due for due, _ in self._pending.values()), default=None)
             if next_due is None:
-                connection.close()  # nothing pending: hold no connection
-                self._wake.wait()
+                # Nothing pending: keep the connection through a burst's pauses, not for ever.
+                if not self._wake.wait(timeout=10 * float(settings.CANOPY_JOB_COALESCE_SECONDS)):
+                    connection.close()
+                    self._wake.wait()
             else:
                 self._wake.wait(max(0.0, next_due - time.monotonic()))
             self._wake.clear()
