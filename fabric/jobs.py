@@ -13,6 +13,7 @@ from typing import Any
 
 from portal.jobs import JobContext, JobFailure, JobHandler, Step, job_wipe_secrets, register
 from portal.models import Job
+from portal.prepared import PreparedGet
 from portal.states import StaleTransition
 
 from .drivers import NotFound, VMSpec
@@ -30,6 +31,8 @@ from .services import (
 logger = logging.getLogger(__name__)
 
 USAGE_STEP = "Update cloud usage"
+# Every VM job loads its VM so; compiled once per process (portal.prepared).
+_VM_WITH_FABRIC = PreparedGet(lambda: VirtualMachine.objects.select_related("cloud__stamp__endpoint", "template"))
 
 
 def _vm_transition(job: Job, *, source: str, target: str, reason: str = "") -> None:
@@ -48,7 +51,7 @@ class _VMJob(JobHandler):
     """Shared by VM jobs: load the VM with its fabric, read its cloud's usage back, retry rules."""
 
     def load(self, ctx: JobContext) -> VirtualMachine:
-        return VirtualMachine.objects.select_related("cloud__stamp__endpoint", "template").get(pk=ctx.job.target_id)
+        return _VM_WITH_FABRIC.get(ctx.job.target_id)
 
     def refresh_usage(self, ctx: JobContext, vm: VirtualMachine) -> None:
         """Read the cloud's usage back from the fabric so the admin portal shows it (bookkeeping).
