@@ -54,13 +54,14 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import timedelta
-from typing import Any, ClassVar, TypeVar
+from typing import Any, ClassVar, TypeVar, cast
 
 from django.conf import settings
 from django.db import close_old_connections, connection, models, transaction
 from django.db.models import BooleanField, F, Q
 from django.db.models.expressions import RawSQL
 from django.db.models.functions import Coalesce, Now
+from django.db.models.sql import UpdateQuery
 from django.utils import timezone
 
 from portal import audit, crypto
@@ -768,6 +769,10 @@ class JobContext:
         The fence is read when the statement starts, so a claim committing while it runs may slip
         past: use it for values any run would write the same way (e.g. the fabric's id for the
         portal's resource, which drivers key by that resource), and `guarded()` for anything else.
+
+        Outside a transaction it commits asynchronously, as the run's job row writes do: such a
+        value is one any later run writes again (its step re-runs and the driver finds what exists),
+        so a PostgreSQL crash that forgets it is recovered like theirs (see the module's docstring).
         """
         # Spelled out: the ORM's Exists() costs more to build than the UPDATE takes to run.
         fence = RawSQL(  # noqa: S611 (values are parameters)
@@ -775,9 +780,19 @@ class JobContext:
             (Job._meta.pk.get_db_prep_value(self.job.pk, connection), self.attempt, JobState.RUNNING.value),
             output_field=BooleanField(),
         )
-        updated = queryset.filter(fence).update(**fields)
-        mine = Job.objects.filter(pk=self.job.pk, attempts=self.attempt, state=JobState.RUNNING)
-        if not updated and not mine.exists():
+        if _hand_written_sql() and not connection.in_atomic_block:
+            # QuerySet.update()'s statement, sent behind the SET LOCAL.
+            query = cast(UpdateQuery, queryset.filter(fence).query.chain(UpdateQuery))
+            query.add_update_values(fields)
+            assert not query.get_related_updates(), "fenced_update writes one table"
+            sql, params = query.get_compiler(queryset.db).as_sql()
+            updated = int(_execute(sql, params, async_commit=True).rowcount)
+        else:
+            updated = queryset.filter(fence).update(**fields)
+        if (
+            not updated
+            and not Job.objects.filter(pk=self.job.pk, attempts=self.attempt, state=JobState.RUNNING).exists()
+        ):
             raise JobLost(str(self.job.pk))
         return updated
 
