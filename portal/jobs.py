@@ -498,8 +498,8 @@ class _ProcessHeartbeat:
         with self._lock:
             if self._runs.get(job_id) == attempt:
                 del self._runs[job_id]
-            if not self._runs:
-                self._idle.set()
+        # The thread isn't woken: it drops its connection at its next beat if no run is left (waking
+        # it as each short job ended cost every job a thread switch).
 
     def beat(self) -> int:
         """Refresh the heartbeat of every tracked run now; returns how many jobs were refreshed."""
@@ -523,7 +523,7 @@ class _ProcessHeartbeat:
                 # Nothing to keep fresh: hold no connection (the next run that outlives a beat opens one).
                 connection.close()
             if time.monotonic() < next_beat:
-                continue  # woken because the last run ended
+                continue
             next_beat = time.monotonic() + settings.CANOPY_JOB_HEARTBEAT_SECONDS
             if idle:
                 continue
