@@ -50,6 +50,8 @@ def _vm_transition(job: Job, *, source: str, target: str, reason: str = "") -> N
 class _VMJob(JobHandler):
     """Shared by VM jobs: load the VM with its fabric, read its cloud's usage back, retry rules."""
 
+    target_query = _VM_WITH_FABRIC
+
     def load(self, ctx: JobContext) -> VirtualMachine:
         return _VM_WITH_FABRIC.get(ctx.job.target_id)
 

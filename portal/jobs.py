@@ -68,6 +68,7 @@ from portal import audit, crypto
 from portal.audit import audited
 from portal.exceptions import Conflict, NotAllowed, ServiceError
 from portal.models import ACTIVE_JOB_STATES, FINISHED_JOB_STATES, Job, JobState
+from portal.prepared import PreparedGet
 
 logger = logging.getLogger(__name__)
 
@@ -121,6 +122,9 @@ class JobHandler:
     # Seconds from the first start after which the job fails as timed out; None: the default
     # (CANOPY_JOB_DEADLINE_SECONDS). CANOPY_JOB_DEADLINES overrides either per kind.
     deadline_seconds: ClassVar[float | None] = None
+    # The target as load() would read it, by its primary key (the job's target_id): on PostgreSQL
+    # the claim reads it in its own round trip, and load() runs only if it didn't.
+    target_query: ClassVar[PreparedGet[Any] | None] = None
 
     def load(self, ctx: JobContext) -> Any:
         """The job's target, loaded once per run and passed to every step method."""
@@ -128,7 +132,7 @@ class JobHandler:
 
     def run(self, ctx: JobContext) -> None:
         """Run the declared steps in order, skipping those an earlier attempt finished."""
-        target = self.load(ctx)
+        target = ctx.target if ctx.target is not None else self.load(ctx)
         for step in self.steps:
             key = getattr(self, step.coalesce_by)(ctx, target) if step.coalesce_by else None
             ctx.run_step(step, functools.partial(getattr(self, step.method), ctx, target), coalesce_key=key)
@@ -364,16 +368,16 @@ UPDATE {Job._meta.db_table} AS j SET
     state = 'running', attempts = j.attempts + 1, heartbeat = STATEMENT_TIMESTAMP(),
     started_at = COALESCE(j.started_at, STATEMENT_TIMESTAMP()),
     deadline_at = COALESCE(j.deadline_at, STATEMENT_TIMESTAMP()
-        + make_interval(secs => COALESCE((c.deadlines ->> j.kind)::float8, %(deadline)s))),
+        + make_interval(secs => COALESCE((c.deadlines ->> j.kind)::float8, %s))),
     retry_at = NULL, error = '',
     steps = CASE WHEN j.attempts = 0 AND c.firsts ? j.kind
                  THEN j.steps || jsonb_build_array(c.firsts -> j.kind) ELSE j.steps END,
     step = CASE WHEN j.attempts = 0 AND c.firsts ? j.kind THEN c.firsts -> j.kind ->> 'name' ELSE j.step END,
     percent = CASE WHEN j.attempts = 0 AND c.firsts ? j.kind THEN GREATEST(j.percent, 5) ELSE j.percent END
-FROM (SELECT %(firsts)s::jsonb AS firsts, %(deadlines)s::jsonb AS deadlines) AS c
-WHERE j.id = %(id)s AND j.attempts < j.max_attempts AND (
+FROM (SELECT %s::jsonb AS firsts, %s::jsonb AS deadlines) AS c
+WHERE j.id = %s AND j.attempts < j.max_attempts AND (
     (j.state = 'queued' AND (j.retry_at IS NULL OR j.retry_at <= STATEMENT_TIMESTAMP()))
-    OR (j.state = 'running' AND j.heartbeat < STATEMENT_TIMESTAMP() - make_interval(secs => %(stale)s)))
+    OR (j.state = 'running' AND j.heartbeat < STATEMENT_TIMESTAMP() - make_interval(secs => %s)))
 RETURNING {", ".join(f"j.{c}" for c in _JOB_COLUMNS)}"""  # noqa: S608
 
 
@@ -408,28 +412,74 @@ def _starts_with_claim(handler: JobHandler | None) -> bool:
     )
 
 
-def _claim_hand_written(job_id: str) -> Job | None:
+def _claim_hand_written(job_id: str) -> tuple[Job | None, Any]:
     """The claim as one UPDATE ... RETURNING: the swap reads and bumps `attempts` under the row's
     lock, and a concurrent claim re-checks the claimable condition on the row this one wrote (so it
     finds the job running with a fresh heartbeat and matches nothing). A first attempt also starts
-    its first declared step in the same statement (what the step's own start would write next)."""
+    its first declared step in the same statement (what the step's own start would write next).
+
+    In the same round trip, after the UPDATE and in its transaction, the target of a kind with a
+    `target_query` is read (one SELECT per query, by the job's target_id and kind): returns the job
+    and that target (None if none was read)."""
+    key = Job._meta.pk.to_python(job_id)
     firsts = _first_steps(_iso_now())
     deadlines = {kind: h.deadline() for kind, h in _handlers.items()}
-    params = {
-        "id": Job._meta.pk.to_python(job_id),
-        "firsts": _JOB_FIELDS["params"].get_db_prep_save(firsts, connection),
-        "deadlines": _JOB_FIELDS["params"].get_db_prep_save(deadlines, connection),
-        "stale": float(settings.CANOPY_JOB_STALE_SECONDS),
-        "deadline": float(settings.CANOPY_JOB_DEADLINE_SECONDS),
-    }
-    row = _execute(_CLAIM_SQL, params, async_commit=not connection.in_atomic_block).fetchone()
+    sql, params = (
+        _CLAIM_SQL,
+        [
+            float(settings.CANOPY_JOB_DEADLINE_SECONDS),
+            _JOB_FIELDS["params"].get_db_prep_save(firsts, connection),
+            _JOB_FIELDS["params"].get_db_prep_save(deadlines, connection),
+            key,
+            float(settings.CANOPY_JOB_STALE_SECONDS),
+        ],
+    )
+    reads: dict[str, int] = {}  # kind -> which SELECT reads its target
+    for n, (query, kinds) in enumerate(_target_queries().items()):
+        pk = query.model._meta.pk
+        assert pk is not None
+        target_id = (
+            f"(SELECT CAST(target_id AS {pk.db_type(connection)}) FROM {Job._meta.db_table}"  # noqa: S608
+            f" WHERE id = %s AND kind IN ({', '.join(['%s'] * len(kinds))}))"
+        )
+        select, select_params = query.keyed_by(target_id, [key, *kinds])
+        sql += ";\n" + select
+        params += select_params
+        reads.update(dict.fromkeys(kinds, n))
+    cursor = _execute(sql, params, async_commit=not connection.in_atomic_block)
+    row = cursor.fetchone()
     if row is None:
-        return None
+        return None, None
     values = list(row)
     for i, funcs, col in _job_converters():
         for func in funcs:
             values[i] = func(values[i], col, connection)
-    return Job.from_db(connection.alias, _JOB_NAMES, values)
+    job = Job.from_db(connection.alias, _JOB_NAMES, values)
+    target = None
+    if job.kind in reads:
+        for _ in range(reads[job.kind] + 1):
+            cursor.nextset()
+        target_row = cursor.fetchone()
+        handler = _handlers[job.kind]
+        if target_row is not None and handler.target_query is not None:
+            target = handler.target_query.from_row(target_row)
+    return job, target
+
+
+def _target_queries() -> dict[PreparedGet[Any], list[str]]:
+    """The registered kinds that declare a target_query, by query."""
+    queries: dict[PreparedGet[Any], list[str]] = {}
+    for kind, handler in _handlers.items():
+        if handler.target_query is not None:
+            queries.setdefault(handler.target_query, []).append(kind)
+    return queries
+
+
+def _claim(job_id: str) -> tuple[Job | None, Any]:
+    """job_claim(), with the job's target when the claim read it too (PostgreSQL, `target_query`)."""
+    if _hand_written_sql():
+        return _claim_hand_written(job_id)
+    return _claim_portable(job_id), None
 
 
 def job_claim(job_id: str) -> Job | None:
@@ -441,8 +491,10 @@ def job_claim(job_id: str) -> Job | None:
     swap itself: a worker that stalls anywhere in here can only lose the race, never share a token.
     (On PostgreSQL the read and the swap are one statement: `_claim_hand_written`.)
     """
-    if _hand_written_sql():
-        return _claim_hand_written(job_id)
+    return _claim(job_id)[0]
+
+
+def _claim_portable(job_id: str) -> Job | None:
     job = _load_for_claim(job_id)
     if job is None or job.state in FINISHED_JOB_STATES or job.attempts >= job.max_attempts:
         return None
@@ -647,6 +699,8 @@ class JobContext:
     pending: dict[str, Any] = field(default_factory=dict)
     # The first step's log entry when the claim already started it (a first attempt, on PostgreSQL).
     prestarted: dict[str, Any] | None = None
+    # The job's target when the claim read it (JobHandler.target_query); else load() reads it.
+    target: Any = None
 
     @property
     def params(self) -> dict[str, Any]:
@@ -901,12 +955,12 @@ def _requeue_after_transient(job: Job, attempt: int, exc: BaseException) -> floa
 def job_execute(job_id: str) -> str | None:
     """Claim and run one job; the Celery task's whole body. Returns the state it ended in, if any
     ("queued" when a transient failure put it back for a later attempt)."""
-    job = job_claim(job_id)
+    job, target = _claim(job_id)
     if job is None:
         logger.info("job %s not claimable (done, running elsewhere, not due, or out of attempts)", job_id)
         return None
     attempt = job.attempts
-    ctx = JobContext(job=job, attempt=attempt)
+    ctx = JobContext(job=job, attempt=attempt, target=target)
     if attempt == 1 and _starts_with_claim(_handlers.get(job.kind)):
         ctx.prestarted = job.steps[-1]
     heartbeat = _Heartbeat(str(job.pk), attempt)

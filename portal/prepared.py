@@ -9,6 +9,7 @@ objects the way `QuerySet.get()` would.
 
 from __future__ import annotations
 
+import re
 import threading
 import uuid
 from collections.abc import Callable
@@ -41,6 +42,7 @@ class PreparedGet(Generic[M]):
 
     def __init__(self, build: Callable[[], models.QuerySet[M]]) -> None:
         self._build = build
+        self.model = build().model
         self._compiled: dict[str, _Compiled] = {}
         self._lock = threading.Lock()
 
@@ -73,11 +75,15 @@ class PreparedGet(Generic[M]):
             populators=get_related_populators(klass_info, select, using, *fetch_mode),
         )
 
-    def get(self, pk: Any, *, using: str = DEFAULT_DB_ALIAS) -> M:
+    def _compiled_for(self, using: str) -> _Compiled:
         compiled = self._compiled.get(using)
         if compiled is None:
             with self._lock:
                 compiled = self._compiled.setdefault(using, self._compile(using))
+        return compiled
+
+    def get(self, pk: Any, *, using: str = DEFAULT_DB_ALIAS) -> M:
+        compiled = self._compiled_for(using)
         connection = connections[using]
         model_pk = compiled.model._meta.pk
         assert model_pk is not None
@@ -89,7 +95,23 @@ class PreparedGet(Generic[M]):
         if not rows:
             missing = compiled.model.DoesNotExist  # type: ignore[attr-defined]
             raise missing(f"{compiled.model._meta.object_name} matching query does not exist.")
-        row = list(rows[0])
+        return self.from_row(rows[0], using=using)
+
+    def keyed_by(self, key_sql: str, key_params: list[Any], *, using: str = DEFAULT_DB_ALIAS) -> tuple[str, list[Any]]:
+        """The statement with its key given by an SQL expression (e.g. a subquery) instead of a
+        value, and its parameters: to send it along with another statement in one round trip."""
+        compiled = self._compiled_for(using)
+        parts = _PLACEHOLDER.split(compiled.sql)
+        assert len(parts) == len(compiled.params) + 1
+        i = compiled.key_index
+        sql = "%s".join(parts[: i + 1]) + key_sql + "%s".join(parts[i + 1 :])
+        return sql, [*compiled.params[:i], *key_params, *compiled.params[i + 1 :]]
+
+    def from_row(self, row: Any, *, using: str = DEFAULT_DB_ALIAS) -> M:
+        """The object (with its related objects) that a row of this statement stands for."""
+        compiled = self._compiled_for(using)
+        connection = connections[using]
+        row = list(row)
         for i, (functions, expression) in compiled.converters.items():
             for function in functions:
                 row[i] = function(row[i], expression, connection)
@@ -97,3 +119,7 @@ class PreparedGet(Generic[M]):
         for populator in compiled.populators:
             populator.populate(row, obj)
         return obj  # type: ignore[return-value]
+
+
+# A parameter placeholder of the ORM's SQL (a literal percent sign is doubled, "%%").
+_PLACEHOLDER = re.compile(r"(?<!%)%s")

@@ -82,3 +82,20 @@ def test_a_run_that_cannot_load_its_target_fails_the_step_its_claim_started(queu
     assert jobs.job_execute(str(job.pk)) == JobState.FAILED
     job.refresh_from_db()
     assert [s["state"] for s in job.steps] == ["failed"] and job.steps[0]["attempt"] == 1
+
+
+def test_the_target_read_with_the_claim_is_the_row_as_the_claim_found_it(queued_create, monkeypatch):
+    """The VM is read in the claim's round trip (JobHandler.target_query), not by load()."""
+    vm, job = queued_create
+    handler = jobs.get_handler("vm.create")
+    monkeypatch.setattr(type(handler), "load", lambda self, ctx: pytest.fail("load() ran"))
+    VirtualMachine.objects.filter(pk=vm.pk).update(admin_username="changed-before-the-claim")
+    seen: list[str] = []
+    create = type(handler).create
+    monkeypatch.setattr(
+        type(handler),
+        "create",
+        lambda self, ctx, target: (seen.append(target.admin_username), create(self, ctx, target))[1],
+    )
+    assert jobs.job_execute(str(job.pk)) == JobState.SUCCEEDED
+    assert seen == ["changed-before-the-claim"]
