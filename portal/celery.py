@@ -4,7 +4,7 @@ import os
 
 from celery import Celery
 from celery.signals import task_postrun, task_prerun, worker_process_shutdown, worker_shutdown
-from django.db import close_old_connections
+from django.db import close_old_connections, connection
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "portal.settings.staff")
 
@@ -14,6 +14,15 @@ app.autodiscover_tasks()
 
 
 @task_prerun.connect
+def _before_task(sender: object = None, **kwargs: object) -> None:
+    """Django's request cycle for DB connections (below); a job's run skips the ping of a reused
+    connection: its claim reconnects once if the connection turns out broken (portal.jobs
+    `_claim_reconnecting`), which spares every job a round trip to the database."""
+    _recycle_db_connections()
+    if getattr(sender, "name", None) == "portal.tasks.run_job":
+        connection.health_check_done = True  # type: ignore[attr-defined]
+
+
 @task_postrun.connect
 def _recycle_db_connections(**kwargs: object) -> None:
     """Give each task Django's request cycle for DB connections.

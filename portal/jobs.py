@@ -57,7 +57,7 @@ from datetime import timedelta
 from typing import Any, ClassVar, TypeVar, cast
 
 from django.conf import settings
-from django.db import close_old_connections, connection, models, transaction
+from django.db import InterfaceError, OperationalError, close_old_connections, connection, models, transaction
 from django.db.models import BooleanField, F, Q
 from django.db.models.expressions import RawSQL
 from django.db.models.functions import Coalesce, Now
@@ -473,6 +473,19 @@ def _target_queries() -> dict[PreparedGet[Any], list[str]]:
         if handler.target_query is not None:
             queries.setdefault(handler.target_query, []).append(kind)
     return queries
+
+
+def _claim_reconnecting(job_id: str) -> tuple[Job | None, Any]:
+    """_claim(), on a fresh connection if the reused one is broken (the database restarted since
+    the last task): a worker's task doesn't ping its connection first (portal.celery)."""
+    try:
+        return _claim(job_id)
+    except (OperationalError, InterfaceError):
+        if connection.in_atomic_block:
+            raise
+        logger.info("job %s: the database connection was broken; claiming again on a new one", job_id)
+        connection.close()
+        return _claim(job_id)
 
 
 def _claim(job_id: str) -> tuple[Job | None, Any]:
@@ -955,7 +968,7 @@ def _requeue_after_transient(job: Job, attempt: int, exc: BaseException) -> floa
 def job_execute(job_id: str) -> str | None:
     """Claim and run one job; the Celery task's whole body. Returns the state it ended in, if any
     ("queued" when a transient failure put it back for a later attempt)."""
-    job, target = _claim(job_id)
+    job, target = _claim_reconnecting(job_id)
     if job is None:
         logger.info("job %s not claimable (done, running elsewhere, not due, or out of attempts)", job_id)
         return None

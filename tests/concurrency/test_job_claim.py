@@ -99,3 +99,21 @@ def test_the_target_read_with_the_claim_is_the_row_as_the_claim_found_it(queued_
     )
     assert jobs.job_execute(str(job.pk)) == JobState.SUCCEEDED
     assert seen == ["changed-before-the-claim"]
+
+
+def test_a_run_on_a_connection_the_database_dropped_claims_on_a_new_one(queued_create):
+    """Workers skip the ping of their reused connection before a job (portal.celery): the claim
+    itself notices a connection the database dropped (a restart between two tasks) and reconnects."""
+    _, job = queued_create
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_backend_pid()")
+        (pid,) = cursor.fetchone()
+    dropped = threading.Thread(target=lambda: (_terminate(pid), connection.close()))
+    dropped.start()
+    dropped.join(timeout=10)
+    assert jobs.job_execute(str(job.pk)) == JobState.SUCCEEDED
+
+
+def _terminate(pid: int) -> None:
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_terminate_backend(%s)", [pid])
