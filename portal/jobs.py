@@ -172,6 +172,8 @@ def register(handler_class: H) -> H:
     if not handler.steps and type(handler).run is JobHandler.run:
         raise TypeError(f"{handler_class.__name__} declares no steps")
     _handlers[handler_class.kind] = handler
+    _first_step_names.cache_clear()
+    _target_queries.cache_clear()
     return handler_class
 
 
@@ -292,7 +294,9 @@ def _load_for_claim(job_id: str) -> Job | None:
 _ASYNC_COMMIT = "SET LOCAL synchronous_commit TO OFF; "
 
 
+@functools.cache
 def _hand_written_sql() -> bool:
+    """Once per process: asked a dozen times per job, and the answer never changes."""
     # Several statements in one execute() need client-side binding (Django's default for psycopg 3).
     return connection.vendor == "postgresql" and not connection.settings_dict["OPTIONS"].get("server_side_binding")
 
@@ -396,10 +400,15 @@ def _job_converters() -> list[tuple[int, list[Any], Any]]:
 def _first_steps(started: str) -> dict[str, dict[str, Any]]:
     """The log entry a first attempt starts its first step with, per kind that runs declared steps."""
     return {
-        kind: {"name": h.steps[0].name, "state": "running", "attempt": 1, "started": started}
-        for kind, h in _handlers.items()
-        if _starts_with_claim(h)
+        kind: {"name": name, "state": "running", "attempt": 1, "started": started}
+        for kind, name in _first_step_names().items()
     }
+
+
+@functools.cache
+def _first_step_names() -> dict[str, str]:
+    """By kind (cleared when a kind registers)."""
+    return {kind: h.steps[0].name for kind, h in _handlers.items() if _starts_with_claim(h)}
 
 
 def _starts_with_claim(handler: JobHandler | None) -> bool:
@@ -466,8 +475,9 @@ def _claim_hand_written(job_id: str) -> tuple[Job | None, Any]:
     return job, target
 
 
+@functools.cache
 def _target_queries() -> dict[PreparedGet[Any], list[str]]:
-    """The registered kinds that declare a target_query, by query."""
+    """The registered kinds that declare a target_query, by query (cleared when a kind registers)."""
     queries: dict[PreparedGet[Any], list[str]] = {}
     for kind, handler in _handlers.items():
         if handler.target_query is not None:
