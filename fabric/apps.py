@@ -7,13 +7,13 @@ class FabricConfig(AppConfig):
 
     def ready(self) -> None:
         from portal import jobs, navigation
-        from tenants import quotas
+        from tenants import plan_services
 
         from .drivers import DriverError, Unavailable
         from .navigation import NAVIGATION
-        from .quotas import VMCloudQuota
+        from .plan_service import VMCloudService
 
-        quotas.register(VMCloudQuota())
+        plan_services.register(VMCloudService())
         navigation.register(*NAVIGATION)
         jobs.register_user_error(DriverError)
         jobs.register_transient_error(Unavailable)

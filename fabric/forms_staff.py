@@ -1,8 +1,5 @@
-"""Admin portal forms of the fabric: register an endpoint, offer a VM cloud in a plan.
-
-They only parse input (numbers bounded by their columns); the rules (unique names, driver settings,
-quotas >= 0) are in fabric.services.
-"""
+"""Admin portal forms of the fabric: register an endpoint (a plan's VM cloud offer form is in
+fabric.plan_service). They only parse input; the rules are in fabric.services."""
 
 from __future__ import annotations
 
@@ -10,10 +7,7 @@ from typing import Any
 
 from django import forms
 
-from portal.columns import column_bounds
-
 from .drivers import available_drivers
-from .models import Cloud, VMCloudPlanService
 
 
 class EndpointRegisterForm(forms.Form):
@@ -38,33 +32,3 @@ class EndpointRegisterForm(forms.Form):
         if not isinstance(value, dict):
             raise forms.ValidationError('Settings must be a JSON object, like {"key": "value"}.')
         return value
-
-
-class CloudChoiceField(forms.ModelChoiceField):
-    def label_from_instance(self, obj: Cloud) -> str:
-        return f"{obj.stamp.endpoint} / {obj.stamp} / {obj.name}"
-
-
-class PlanVMCloudForm(forms.Form):
-    """The VM cloud service of a plan; a blank quota means unlimited."""
-
-    cloud = CloudChoiceField(label="Cloud", queryset=Cloud.objects.none(), empty_label="Choose a cloud…")
-    max_vms = forms.IntegerField(
-        label="Max VMs", required=False, help_text="Blank = unlimited", **column_bounds(VMCloudPlanService, "max_vms")
-    )
-    max_cores = forms.IntegerField(
-        label="Max vCPU cores",
-        required=False,
-        help_text="Blank = unlimited",
-        **column_bounds(VMCloudPlanService, "max_cores"),
-    )
-    max_memory_mb = forms.IntegerField(
-        label="Max memory (MB)",
-        required=False,
-        help_text="Blank = unlimited",
-        **column_bounds(VMCloudPlanService, "max_memory_mb"),
-    )
-
-    def __init__(self, *args: Any, clouds: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self.fields["cloud"].queryset = clouds

@@ -117,6 +117,8 @@ class HardwareProfile(models.Model):
     retired_at = models.DateTimeField(null=True, blank=True)
 
     objects = CatalogQuerySet.as_manager()
+    # The allow-list of plan offers (VMCloudPlanService) this catalog kind is checked against.
+    PLAN_ALLOW_LIST = "hardware_profiles"
 
     class Meta:
         ordering = ["cpu", "memory_mb"]
@@ -138,6 +140,8 @@ class VMTemplate(models.Model):
     retired_at = models.DateTimeField(null=True, blank=True)
 
     objects = CatalogQuerySet.as_manager()
+    # The allow-list of plan offers (VMCloudPlanService) this catalog kind is checked against.
+    PLAN_ALLOW_LIST = "templates"
 
     class Meta:
         ordering = ["name"]
@@ -148,13 +152,14 @@ class VMTemplate(models.Model):
 
 
 class VMCloudPlanService(models.Model):
-    """The VM cloud service of a plan: which cloud its subscribers use, and their quotas (None = unlimited)."""
+    """The VM cloud offer of a plan: which cloud its subscribers use and which sizes and templates
+    they may pick (an empty allow-list: every one the cloud's endpoint offers). Its quotas are
+    tenants.QuotaLimit rows (fabric.plan_service.VMCloudService declares them)."""
 
     plan = models.OneToOneField("tenants.Plan", on_delete=models.CASCADE, related_name="vm_cloud_service")
     cloud = models.ForeignKey(Cloud, on_delete=models.PROTECT, related_name="plan_services")
-    max_vms = models.PositiveIntegerField(null=True, blank=True)
-    max_cores = models.PositiveIntegerField(null=True, blank=True)
-    max_memory_mb = models.PositiveIntegerField(null=True, blank=True)
+    hardware_profiles = models.ManyToManyField(HardwareProfile, blank=True, related_name="allowed_in_plans")
+    templates = models.ManyToManyField(VMTemplate, blank=True, related_name="allowed_in_plans")
 
     def __str__(self) -> str:
         return f"{self.plan} → {self.cloud}"

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from django.db.models import Exists, OuterRef, Q
+
 from portal.access import ScopedQuerySet, SubscriptionScopedQuerySet, visible_subscription_ids
 
 if TYPE_CHECKING:
@@ -27,13 +29,18 @@ class CatalogQuerySet(ScopedQuerySet[Any]):
 
     def offered_by(self, plans: Any) -> CatalogQuerySet:
         """What plans (ids, or a queryset of them) offer: the items of the endpoint of each plan's
-        VM cloud, unless the fabric retired the item or that cloud. The one rule of the catalog."""
-        offered = self.filter(
-            endpoint__stamps__clouds__plan_services__plan__in=plans,
-            endpoint__stamps__clouds__retired_at__isnull=True,
-            retired_at__isnull=True,
+        VM cloud that the plan's allow-list admits (an empty list admits all), unless the fabric
+        retired the item or that cloud. The one rule of the catalog (pages, API, vm_create)."""
+        from .models import VMCloudPlanService
+
+        allow_list = self.model.PLAN_ALLOW_LIST  # "hardware_profiles" or "templates"
+        offers = VMCloudPlanService.objects.filter(
+            Q(**{f"{allow_list}__isnull": True}) | Q(**{allow_list: OuterRef("pk")}),
+            plan__in=plans,
+            cloud__retired_at__isnull=True,
+            cloud__stamp__endpoint_id=OuterRef("endpoint_id"),
         )
-        return self.filter(pk__in=offered.values("pk"))
+        return self.filter(Exists(offers), retired_at__isnull=True)
 
 
 class VirtualMachineQuerySet(SubscriptionScopedQuerySet["VirtualMachine"]):

@@ -24,13 +24,12 @@ from django.utils.text import slugify
 from portal import audit, crypto
 from portal.access import is_staff
 from portal.audit import audited
-from portal.columns import validate_columns
 from portal.exceptions import Conflict, NotAllowed, ServiceError
 from portal.jobs import job_create
 from portal.models import Job
 from tenants.models import Plan, Subscription, User
-from tenants.quotas import ServiceNotOffered, quota_check
-from tenants.services import subscription_lock, subscription_require_active
+from tenants.plan_services import ServiceNotOffered, quota_check
+from tenants.services import plan_quotas_set, subscription_lock, subscription_require_active
 
 from .drivers import CloudInfo, EndpointInfo, FabricDriver, driver_class, load_driver
 from .lifecycle import VM_ACTIONS, VM_STATES, vm_action_of_job
@@ -212,22 +211,45 @@ def endpoint_prepare_retry(*, job: Job) -> None:
 
 
 @audited("plan.vm_cloud.set")
-def plan_vm_cloud_set(
-    *, plan: Plan, cloud: Cloud, max_vms: int | None, max_cores: int | None, max_memory_mb: int | None
+def plan_vm_cloud_offer_set(
+    *,
+    plan: Plan,
+    cloud: Cloud,
+    hardware_profiles: list[HardwareProfile] | None = None,
+    templates: list[VMTemplate] | None = None,
 ) -> VMCloudPlanService:
-    """Offer a VM cloud in a plan with these quotas (None = unlimited); replaces an earlier offer."""
+    """Offer a VM cloud in a plan, allowing these sizes and templates of its endpoint (empty: all);
+    replaces an earlier offer. Quotas are set apart (tenants.services.plan_service_set)."""
     if cloud.retired_at is not None:
         raise ValidationError({"cloud": f"Cloud '{cloud}' is retired: the fabric no longer reports it."})
-    for field, value in (("max_vms", max_vms), ("max_cores", max_cores), ("max_memory_mb", max_memory_mb)):
-        if value is not None and value < 0:
-            raise ValidationError({field: "A quota can't be negative."})
-    validate_columns(VMCloudPlanService, max_vms=max_vms, max_cores=max_cores, max_memory_mb=max_memory_mb)
+    endpoint_id = Stamp.objects.filter(pk=cloud.stamp_id).values_list("endpoint_id", flat=True).first()
+    for field, items in (("hardware_profiles", hardware_profiles or []), ("templates", templates or [])):
+        if any(item.endpoint_id != endpoint_id for item in items):
+            raise ValidationError({field: "Pick only items of the cloud's endpoint."})
     audit.track(VMCloudPlanService.objects.filter(plan=plan).first())  # the offer this replaces, if any
-    service, _ = VMCloudPlanService.objects.update_or_create(
-        plan=plan,
-        defaults={"cloud": cloud, "max_vms": max_vms, "max_cores": max_cores, "max_memory_mb": max_memory_mb},
-    )
+    service, _ = VMCloudPlanService.objects.update_or_create(plan=plan, defaults={"cloud": cloud})
+    service.hardware_profiles.set(hardware_profiles or [])
+    service.templates.set(templates or [])
     return service
+
+
+def plan_vm_cloud_set(
+    *,
+    plan: Plan,
+    cloud: Cloud,
+    max_vms: int | None,
+    max_cores: int | None,
+    max_memory_mb: int | None,
+    hardware_profiles: list[HardwareProfile] | None = None,
+    templates: list[VMTemplate] | None = None,
+) -> VMCloudPlanService:
+    """Offer a VM cloud in a plan with these number quotas (None = unlimited): the offer and its
+    quota rows in one transaction (seed data, tests, scripts)."""
+    with transaction.atomic():
+        plan_quotas_set(
+            plan=plan, service="vm_cloud", quotas={"vms": max_vms, "cores": max_cores, "memory_mb": max_memory_mb}
+        )
+        return plan_vm_cloud_offer_set(plan=plan, cloud=cloud, hardware_profiles=hardware_profiles, templates=templates)
 
 
 # --- virtual machines ------------------------------------------------------------------------------
@@ -279,6 +301,11 @@ def vm_create(
             raise ValidationError({"template": "This template is not available in your plan's cloud."})
         if hardware_profile.endpoint_id != endpoint_id or hardware_profile.retired_at is not None:
             raise ValidationError({"hardware_profile": "This size is not available in your plan's cloud."})
+        # The plan's allow-lists (empty: everything of the cloud's endpoint), by the catalog's one rule.
+        if not VMTemplate.objects.offered_by([sub.plan_id]).filter(pk=template.pk).exists():
+            raise ValidationError({"template": "Your plan does not allow this template."})
+        if not HardwareProfile.objects.offered_by([sub.plan_id]).filter(pk=hardware_profile.pk).exists():
+            raise ValidationError({"hardware_profile": "Your plan does not allow this size."})
         if VirtualMachine.objects.filter(subscription=sub, name__iexact=name).exclude(state=VMState.DELETED).exists():
             raise ValidationError({"name": f"A virtual machine named '{name}' already exists in this subscription."})
         quota_check(
@@ -419,7 +446,7 @@ def vm_prepare_retry(*, job: Job, by: User | None) -> None:
     VM_STATES.transition(vm, target=declared.busy_state, job=job, actor=by, reason="retry")
 
 
-# --- the subscription lifecycle (tenants.lifecycle, through fabric.quotas.VMCloudQuota) -------------
+# --- the subscription lifecycle (tenants.lifecycle, through fabric.plan_service.VMCloudService) -------------
 
 
 def _lifecycle_vms(subscription: Subscription, **filters: Any) -> list[VirtualMachine]:

@@ -6,15 +6,16 @@ A lifecycle action (tenants.services: suspend, activate, delete, re-sync) is one
 its progress is theirs. What a service didn't manage is reported by `leftovers`, named with the
 error, and the subscription stays *out of sync* until a re-sync finishes the work.
 
-Services plug in by registering (today through tenants.quotas; at the plan-service merge through
-the plan-service registry): `lifecycle_services()` is the one place that knows where they are.
+Services plug in by registering with the plan-service registry (tenants.plan_services, whose
+`PlanService` inherits `SubscriptionLifecycle`): `lifecycle_services()` is the one place here that
+knows where they are.
 """
 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from dataclasses import asdict, dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from portal.states import StateMachine
 
@@ -85,7 +86,7 @@ class SubscriptionLifecycle(ABC):
     actions do. It must be idempotent: a re-sync calls it again to finish what is left.
     """
 
-    label: str
+    label: ClassVar[str]
 
     @abstractmethod
     def stop_all(self, subscription: Subscription, *, parent: Job, by: Any) -> None:
@@ -115,6 +116,6 @@ class SubscriptionLifecycle(ABC):
 
 def lifecycle_services() -> list[SubscriptionLifecycle]:
     """Every registered service with lifecycle hooks. The one place that knows the registry."""
-    from tenants.quotas import quota_services
+    from tenants.plan_services import plan_services
 
-    return [service for service in quota_services() if isinstance(service, SubscriptionLifecycle)]
+    return [service for service in plan_services() if isinstance(service, SubscriptionLifecycle)]

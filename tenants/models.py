@@ -1,7 +1,8 @@
 """Accounts, hosting plans and subscriptions.
 
-Which services a plan offers (and their quotas) is defined by the app that owns the service
-(e.g. fabric.VMCloudPlanService), registered with tenants.quotas, so this app knows none of them.
+Which services a plan offers is defined by the app that owns the service (e.g.
+fabric.VMCloudPlanService), registered with tenants.plan_services, so this app knows none of them;
+their quota limits are rows here (QuotaLimit), keyed by the service's name and the quota's key.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from django.utils import timezone
 
 from portal.access import OwnedQuerySet, StaffRole
 
-from .querysets import PlanQuerySet, SubscriptionQuerySet
+from .querysets import AddOnQuerySet, PlanQuerySet, SubscriptionAddOnQuerySet, SubscriptionQuerySet
 
 
 class UserManager(BaseUserManager["User"]):
@@ -100,6 +101,9 @@ class Plan(models.Model):
     max_subscriptions_per_account = models.PositiveIntegerField(
         default=1, help_text="How many subscriptions to this plan one account may hold"
     )
+    # Keyed digest (portal.crypto.keyed_digests) of the code tenants join this private plan with;
+    # the clear code is shown once, when staff generate or rotate it. Empty: no code.
+    invitation_digest = models.CharField(max_length=64, blank=True, db_index=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
     objects = PlanQuerySet.as_manager()
@@ -159,6 +163,81 @@ class Subscription(models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+
+class AddOnState(models.TextChoices):
+    ACTIVE = "active", "Active"
+    RETIRED = "retired", "Retired"
+
+
+class AddOn(models.Model):
+    """A named pack of extra quota ("+4 vCPU, +8 GB") that subscribers of `plans` may buy, up to
+    `max_per_subscription` times. Its quotas are QuotaLimit rows; a retired add-on is sold no more,
+    but subscriptions that bought it keep it."""
+
+    name = models.CharField(max_length=100, unique=True)
+    description = models.TextField(blank=True)
+    state = models.CharField(max_length=16, choices=AddOnState.choices, default=AddOnState.ACTIVE)
+    max_per_subscription = models.PositiveIntegerField(
+        default=1, help_text="How many of this add-on one subscription may hold"
+    )
+    plans = models.ManyToManyField(Plan, related_name="addons", blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    objects = AddOnQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class QuotaLimit(models.Model):
+    """One quota of one service, for a plan (its limit; no row or a null value = unlimited) or for an
+    add-on (what one unit of it adds). Booleans are 0/1. Rows, not columns, so a service declares its
+    quotas (tenants.plan_services) without a migration here."""
+
+    plan = models.ForeignKey(Plan, null=True, blank=True, on_delete=models.CASCADE, related_name="quota_limits")
+    addon = models.ForeignKey(AddOn, null=True, blank=True, on_delete=models.CASCADE, related_name="quota_limits")
+    service = models.CharField(max_length=50)
+    key = models.CharField(max_length=50)
+    value = models.PositiveBigIntegerField(null=True, blank=True)
+
+    class Meta:
+        constraints = [
+            models.CheckConstraint(
+                condition=models.Q(plan__isnull=False, addon__isnull=True)
+                | models.Q(plan__isnull=True, addon__isnull=False),
+                name="quotalimit_plan_xor_addon",
+            ),
+            models.UniqueConstraint(fields=["plan", "service", "key"], name="quotalimit_unique_plan"),
+            models.UniqueConstraint(fields=["addon", "service", "key"], name="quotalimit_unique_addon"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.plan or self.addon}: {self.service}.{self.key} = {self.value}"
+
+
+class SubscriptionAddOn(models.Model):
+    """How many of an add-on a subscription holds. Written under the subscription's lock, like
+    quota checks, so a purchase racing creates is never lost."""
+
+    subscription = models.ForeignKey(Subscription, on_delete=models.CASCADE, related_name="addons")
+    addon = models.ForeignKey(AddOn, on_delete=models.PROTECT, related_name="subscriptions")
+    quantity = models.PositiveIntegerField(default=1)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    objects = SubscriptionAddOnQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["addon__name"]
+        constraints = [
+            models.UniqueConstraint(fields=["subscription", "addon"], name="subscriptionaddon_unique"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.subscription}: {self.quantity} x {self.addon}"
 
 
 class TokenScope(models.TextChoices):

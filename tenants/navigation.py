@@ -10,7 +10,7 @@ from django.http import HttpRequest
 from portal.access import Capability, has_capability, is_staff
 from portal.navigation import NewChoice, OverviewTile, RailEntry
 
-from .models import Plan, Subscription, User
+from .models import AddOn, Plan, Subscription, User
 from .selectors import plan_list
 
 
@@ -40,6 +40,7 @@ NAVIGATION = (
         allowed=lambda user: has_capability(user, Capability.ADMINISTER),
     ),
     RailEntry("staff", "Plans", "staff:plans", order=20, count=Plan.objects.visible_to, active=("plan",)),
+    RailEntry("staff", "Add-ons", "staff:addons", order=25, count=AddOn.objects.visible_to, active=("addon",)),
     RailEntry("staff", "User accounts", "staff:accounts", order=30, count=_accounts, active=("account",)),
     RailEntry("staff", "Invitations", "staff:invitations", order=32, active=("invitation",)),
     RailEntry(

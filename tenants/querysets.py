@@ -10,16 +10,30 @@ from typing import TYPE_CHECKING, Any
 
 from django.db.models import Q
 
-from portal.access import ScopedQuerySet
+from portal.access import ScopedQuerySet, SubscriptionScopedQuerySet
 
 if TYPE_CHECKING:
-    from .models import Plan, Subscription  # noqa: F401  (named in the generic bases as strings)
+    from .models import AddOn, Plan, Subscription, SubscriptionAddOn  # noqa: F401  (named as strings)
 
 
 class PlanQuerySet(ScopedQuerySet["Plan"]):
     def tenant_scope(self, user: Any) -> PlanQuerySet:
-        """Tenants see public plans (private plans by invitation: roadmap)."""
+        """Tenants see public plans; a private plan only through its invitation code
+        (tenants.services.plan_find_by_invitation), never in a list."""
         return self.filter(state="public")
+
+
+class AddOnQuerySet(ScopedQuerySet["AddOn"]):
+    def tenant_scope(self, user: Any) -> AddOnQuerySet:
+        """Tenants see the active add-ons offered with the plans of their subscriptions."""
+        from .models import Subscription
+
+        plans = Subscription.objects.visible_to(user).values("plan_id")
+        return self.filter(state="active", plans__in=plans).distinct()
+
+
+class SubscriptionAddOnQuerySet(SubscriptionScopedQuerySet["SubscriptionAddOn"]):
+    """The add-ons a subscription holds, seen with the subscription."""
 
 
 class SubscriptionQuerySet(ScopedQuerySet["Subscription"]):

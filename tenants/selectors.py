@@ -11,7 +11,17 @@ from portal.access import is_staff
 from portal.crypto import keyed_digests
 from portal.models import StateTransition
 
-from .models import APIToken, Plan, SignupInvitation, Subscription, SubscriptionCoAdmin, SubscriptionState, User
+from .models import (
+    AddOn,
+    APIToken,
+    Plan,
+    SignupInvitation,
+    Subscription,
+    SubscriptionAddOn,
+    SubscriptionCoAdmin,
+    SubscriptionState,
+    User,
+)
 
 if TYPE_CHECKING:
     from .lifecycle import Resource
@@ -24,6 +34,21 @@ def plan_list(*, user: Any) -> QuerySet[Plan]:
         .annotate(subscriber_count=Count("subscriptions", filter=~Q(subscriptions__state=SubscriptionState.DELETED)))
         .order_by("name")
     )  # aggregation drops Meta.ordering; pages need a stable order
+
+
+def addon_list(*, user: Any) -> QuerySet[AddOn]:
+    """Add-ons the user may see (staff: all; tenants: the active ones of their plans), with the
+    plans they are offered with and their quota rows prefetched (two queries at any size)."""
+    return AddOn.objects.visible_to(user).prefetch_related("plans", "quota_limits").order_by("name")
+
+
+def addons_for_subscription(*, subscription: Subscription) -> list[tuple[AddOn, int]]:
+    """The add-ons a subscription may buy or holds, each with how many it holds; two queries
+    (+ the prefetches). Retired ones appear only while held."""
+    held = dict(SubscriptionAddOn.objects.filter(subscription=subscription).values_list("addon_id", "quantity"))
+    offered = AddOn.objects.filter(Q(plans=subscription.plan_id, state="active") | Q(pk__in=list(held)))
+    rows = offered.distinct().prefetch_related("quota_limits").order_by("name")
+    return [(addon, held.get(addon.pk, 0)) for addon in rows]
 
 
 def subscription_list(*, user: Any) -> QuerySet[Subscription]:
@@ -147,6 +172,7 @@ def signup_invitation_list(*, user: Any) -> QuerySet[SignupInvitation]:
 
 TOKEN_PREFIX = "cnp_"  # noqa: S105  # a public marker, not a secret
 TOKEN_DIGEST_PURPOSE = "api-tokens"  # noqa: S105  # a key-derivation label
+PLAN_INVITATION_DIGEST_PURPOSE = "plan-invitations"  # a key-derivation label
 
 
 def token_list(*, user: Any) -> QuerySet[APIToken]:

@@ -29,23 +29,36 @@ from portal.exceptions import Conflict, Forbidden, NotAllowed
 from portal.job_groups import group_create, group_seal
 from portal.models import Job, SignupPolicy
 from portal.selectors import signup_policy
-from tenants import quotas
+from tenants import plan_services
 
 from .lifecycle import SUBSCRIPTION_STATES, LifecycleAction, lifecycle_services
 from .mail import mail_send
 from .models import (
+    AddOn,
+    AddOnState,
     APIToken,
     Plan,
     PlanState,
+    QuotaLimit,
     SignupInvitation,
     Subscription,
+    SubscriptionAddOn,
     SubscriptionCoAdmin,
     SubscriptionState,
     SyncState,
     TokenScope,
     User,
 )
-from .selectors import TOKEN_DIGEST_PURPOSE, TOKEN_PREFIX, subscription_refusal, subscription_role
+from .selectors import (
+    PLAN_INVITATION_DIGEST_PURPOSE,
+    TOKEN_DIGEST_PURPOSE,
+    TOKEN_PREFIX,
+    subscription_refusal,
+    subscription_role,
+)
+
+# The largest quota value a row holds (PositiveBigIntegerField on PostgreSQL).
+QUOTA_MAX = 2**63 - 1
 
 
 @audited("account.create")
@@ -398,23 +411,63 @@ def staff_account_activate(*, account: User) -> User:
     return account
 
 
-@audited("plan.create")
-def plan_create(*, name: str, description: str = "", max_subscriptions_per_account: int = 1) -> Plan:
-    """Create a private plan; services are added by their apps, then it is made public."""
+def _plan_fields(*, name: str, max_subscriptions_per_account: int, exclude: Any = None) -> str:
     name = name.strip()
     if not name:
         raise ValidationError({"name": "A plan needs a name."})
-    if Plan.objects.filter(name__iexact=name).exists():
+    taken = Plan.objects.filter(name__iexact=name)
+    if exclude is not None:
+        taken = taken.exclude(pk=exclude)
+    if taken.exists():
         raise ValidationError({"name": f"A plan named '{name}' already exists."})
     validate_columns(Plan, max_subscriptions_per_account=max_subscriptions_per_account)
+    if max_subscriptions_per_account < 1:
+        raise ValidationError({"max_subscriptions_per_account": "A plan allows at least one subscription per account."})
+    return name
+
+
+@audited("plan.create")
+def plan_create(*, name: str, description: str = "", max_subscriptions_per_account: int = 1) -> Plan:
+    """Create a private plan; services are added in the plan editor, then it is made public."""
+    name = _plan_fields(name=name, max_subscriptions_per_account=max_subscriptions_per_account)
     return Plan.objects.create(
         name=name, description=description, max_subscriptions_per_account=max_subscriptions_per_account
     )
 
 
+@audited("plan.update", target="plan")
+def plan_update(*, plan: Plan, name: str, description: str = "", max_subscriptions_per_account: int = 1) -> Plan:
+    """Rename a plan, change its description or its limit of subscriptions per account (existing
+    subscriptions past a lowered limit are kept; the limit applies to new ones)."""
+    plan.name = _plan_fields(name=name, max_subscriptions_per_account=max_subscriptions_per_account, exclude=plan.pk)
+    plan.description = description
+    plan.max_subscriptions_per_account = max_subscriptions_per_account
+    plan.save(update_fields=["name", "description", "max_subscriptions_per_account"])
+    return plan
+
+
+@audited("plan.clone")
+def plan_clone(*, plan: Plan, name: str) -> Plan:
+    """A private copy of `plan` under a new name: its services' offers (with allow-lists), quotas,
+    add-ons and limits; no invitation code and no subscriptions."""
+    with transaction.atomic():
+        clone = plan_create(
+            name=name, description=plan.description, max_subscriptions_per_account=plan.max_subscriptions_per_account
+        )
+        QuotaLimit.objects.bulk_create(
+            QuotaLimit(plan=clone, service=row.service, key=row.key, value=row.value)
+            for row in QuotaLimit.objects.filter(plan=plan)
+        )
+        for svc in plan_services.plan_services():
+            svc.offer_copy(source=plan, target=clone)
+        clone.addons.set(plan.addons.all())
+    return clone
+
+
 @audited("plan.set_state", target="plan")
 def plan_set_state(*, plan: Plan, state: str) -> Plan:
-    """Move a plan between private, public and decommissioned. A plan offering nothing can't go public."""
+    """Move a plan between private, public and decommissioned (no new subscriptions; existing ones
+    keep working). A plan offering nothing can't go public."""
     if state not in PlanState.values:
         raise ValidationError({"state": f"Unknown plan state '{state}'."})
     if state == PlanState.PUBLIC and not plan_offers_any_service(plan):
@@ -426,13 +479,119 @@ def plan_set_state(*, plan: Plan, state: str) -> Plan:
 
 def plan_offers_any_service(plan: Plan) -> bool:
     """True if any registered service (VM clouds, ...) is part of the plan."""
-    return bool(quotas.quota_offer(plan))
+    return any(svc.offers([plan.pk]) for svc in plan_services.plan_services())
+
+
+def _quota_rows(owner: dict[str, Any], service: str, quotas: dict[str, Any]) -> list[QuotaLimit]:
+    """Validated QuotaLimit rows of one service: numbers >= 0 (None: no row), booleans 1/0."""
+    svc = plan_services.plan_service(service)
+    known = {spec.key: spec for spec in svc.quotas}
+    errors: dict[str, str] = {}
+    rows = []
+    for key, value in quotas.items():
+        spec = known.get(key)
+        if spec is None:
+            errors[key] = f"{svc.label} has no quota '{key}'."
+            continue
+        if value is None:
+            continue
+        if spec.kind == plan_services.BOOLEAN:
+            value = 1 if value else 0
+        elif isinstance(value, bool) or not isinstance(value, int):
+            errors[key] = "Enter a whole number, or nothing for unlimited."
+            continue
+        elif not 0 <= value <= QUOTA_MAX:
+            errors[key] = f"A quota is between 0 and {QUOTA_MAX}."
+            continue
+        rows.append(QuotaLimit(service=service, key=key, value=value, **owner))
+    if errors:
+        raise ValidationError(errors)
+    return rows
+
+
+def plan_quotas_set(*, plan: Plan, service: str, quotas: dict[str, Any]) -> None:
+    """Set a plan's quotas of one service (None: unlimited; booleans True/False). Limits are read
+    live, so the change reaches every existing subscription at once: one over a lowered quota keeps
+    its resources and is refused new ones (tenants.plan_services.subscriptions_over_quota)."""
+    rows = _quota_rows({"plan": plan}, service, quotas)
+    with transaction.atomic():
+        QuotaLimit.objects.filter(plan=plan, service=service).delete()
+        QuotaLimit.objects.bulk_create(rows)
+
+
+@audited("plan.service.set", target="plan")
+def plan_service_set(*, plan: Plan, service: str, offer: dict[str, Any], quotas: dict[str, Any]) -> None:
+    """Offer `service` in the plan (or change its offer) with these quotas, in one transaction.
+    `offer` is the cleaned data of the service's offer form. Raises ValidationError, UnknownService."""
+    svc = plan_services.plan_service(service)
+    with transaction.atomic():
+        plan_quotas_set(plan=plan, service=service, quotas=quotas)
+        svc.offer_save(plan=plan, data=offer)
+
+
+@audited("plan.service.remove", target="plan")
+def plan_service_remove(*, plan: Plan, service: str) -> None:
+    """Stop offering `service` in the plan; refused while a subscription of the plan uses it."""
+    svc = plan_services.plan_service(service)
+    with transaction.atomic():
+        plan = Plan.objects.select_for_update().get(pk=plan.pk)
+        live = Subscription.objects.filter(plan=plan).exclude(state=SubscriptionState.DELETED)
+        usage = svc.usage_many(list(live.values_list("pk", flat=True)))
+        if any(any(v for v in used.values()) for used in usage.values()):
+            raise NotAllowed(
+                f"Subscriptions of '{plan}' still use {svc.label.lower()}: "
+                "they keep them, so the service can't be removed from the plan."
+            )
+        others = [s for s in plan_services.plan_services() if s.name != service and s.offers([plan.pk])]
+        if plan.state == PlanState.PUBLIC and not others:
+            raise NotAllowed("A public plan offers at least one service: make it private first.")
+        svc.offer_remove(plan=plan)
+        QuotaLimit.objects.filter(plan=plan, service=service).delete()
+
+
+@audited("plan.invitation.rotate", target="plan")
+def plan_invitation_rotate(*, plan: Plan) -> str:
+    """Give the plan a new invitation code (the old one stops working) and return it: only its
+    keyed digest is stored, so it is shown once. Tenants join a private plan with it."""
+    if plan.state == PlanState.DECOMMISSIONED:
+        raise NotAllowed(f"The plan '{plan}' is decommissioned: it takes no new subscriptions.")
+    code = secrets.token_urlsafe(12)
+    plan.invitation_digest = keyed_digests(code, purpose=PLAN_INVITATION_DIGEST_PURPOSE)[0]
+    plan.save(update_fields=["invitation_digest"])
+    return code
+
+
+@audited("plan.invitation.clear", target="plan")
+def plan_invitation_clear(*, plan: Plan) -> Plan:
+    """Withdraw the plan's invitation code."""
+    plan.invitation_digest = ""
+    plan.save(update_fields=["invitation_digest"])
+    return plan
+
+
+def plan_find_by_invitation(*, code: str) -> Plan | None:
+    """The private plan whose invitation code this is (one query), or None."""
+    code = (code or "").strip()
+    if not code or len(code) > 100:
+        return None
+    digests = keyed_digests(code, purpose=PLAN_INVITATION_DIGEST_PURPOSE)
+    return Plan.objects.filter(invitation_digest__in=digests, state=PlanState.PRIVATE).first()
+
+
+def _invited(plan: Plan, code: str) -> bool:
+    code = (code or "").strip()
+    return bool(code and plan.invitation_digest) and plan.invitation_digest in keyed_digests(
+        code, purpose=PLAN_INVITATION_DIGEST_PURPOSE
+    )
 
 
 @audited("subscription.create")
-def subscription_create(*, owner: User, plan: Plan, name: str = "", by: Any = None) -> Subscription:
-    """Subscribe `owner` to a public plan; staff (`by`) may subscribe any tenant account to any plan
-    that isn't decommissioned, private ones included. The plan's per-account limit holds for both."""
+def subscription_create(
+    *, owner: User, plan: Plan, name: str = "", invitation_code: str = "", by: Any = None
+) -> Subscription:
+    """Subscribe `owner` to a public plan, or to a private one with its invitation code; staff (`by`)
+    may subscribe any tenant account to any plan that isn't decommissioned, private ones included,
+    without a code. The plan's per-account limit holds for all."""
     if owner.is_staff:
         raise NotAllowed("Staff accounts can't hold subscriptions.")
     by_staff = is_staff(by)
@@ -443,7 +602,8 @@ def subscription_create(*, owner: User, plan: Plan, name: str = "", by: Any = No
         )
     with transaction.atomic():
         plan = Plan.objects.select_for_update().get(pk=plan.pk)
-        if plan.state == PlanState.DECOMMISSIONED or (plan.state != PlanState.PUBLIC and not by_staff):
+        invited = plan.state == PlanState.PRIVATE and _invited(plan, invitation_code)
+        if plan.state == PlanState.DECOMMISSIONED or not (plan.state == PlanState.PUBLIC or invited or by_staff):
             raise NotAllowed(f"The plan '{plan}' is not open for subscription.")
         held = Subscription.objects.filter(owner=owner, plan=plan).exclude(state=SubscriptionState.DELETED)
         if held.count() >= plan.max_subscriptions_per_account:
@@ -456,8 +616,139 @@ def subscription_create(*, owner: User, plan: Plan, name: str = "", by: Any = No
         return subscription
 
 
+# --- add-ons ----------------------------------------------------------------------------------------
+
+
+def _addon_fields(*, name: str, max_per_subscription: int, exclude: Any = None) -> str:
+    name = name.strip()
+    if not name:
+        raise ValidationError({"name": "An add-on needs a name."})
+    taken = AddOn.objects.filter(name__iexact=name)
+    if exclude is not None:
+        taken = taken.exclude(pk=exclude)
+    if taken.exists():
+        raise ValidationError({"name": f"An add-on named '{name}' already exists."})
+    validate_columns(AddOn, max_per_subscription=max_per_subscription)
+    if max_per_subscription < 1:
+        raise ValidationError({"max_per_subscription": "A subscription may hold at least one."})
+    return name
+
+
+def _addon_quota_rows(addon: AddOn, quotas: dict[str, dict[str, Any]]) -> list[QuotaLimit]:
+    rows: list[QuotaLimit] = []
+    errors: dict[str, Any] = {}
+    for service, values in quotas.items():
+        try:
+            rows += [r for r in _quota_rows({"addon": addon}, service, values) if r.value]
+        except ValidationError as exc:
+            errors.update({f"{service}.{k}": v for k, v in exc.message_dict.items()})
+    if errors:
+        raise ValidationError(errors)
+    return rows
+
+
+@audited("addon.save")
+def addon_save(
+    *,
+    addon: AddOn | None = None,
+    name: str,
+    description: str = "",
+    max_per_subscription: int = 1,
+    plans: list[Plan] | None = None,
+    quotas: dict[str, dict[str, Any]] | None = None,
+) -> AddOn:
+    """Create an add-on (`addon` None) or change one: what one unit adds per service and quota
+    ({service: {key: amount}}; None or 0: nothing), and the plans it may be bought with. A change
+    reaches the subscriptions that hold it at once."""
+    name = _addon_fields(
+        name=name, max_per_subscription=max_per_subscription, exclude=addon.pk if addon is not None else None
+    )
+    with transaction.atomic():
+        if addon is None:
+            addon = AddOn(name=name)
+        addon.name, addon.description, addon.max_per_subscription = name, description, max_per_subscription
+        rows = _addon_quota_rows(addon, quotas or {})
+        addon.save()
+        if not rows:
+            raise ValidationError({"__all__": "An add-on adds at least one quota."})
+        QuotaLimit.objects.filter(addon=addon).delete()
+        for row in rows:
+            row.addon = addon
+        QuotaLimit.objects.bulk_create(rows)
+        addon.plans.set(plans or [])
+    return addon
+
+
+@audited("addon.set_state", target="addon")
+def addon_set_state(*, addon: AddOn, state: str) -> AddOn:
+    """Retire an add-on (sold no more; subscriptions holding it keep it) or sell it again."""
+    if state not in AddOnState.values:
+        raise ValidationError({"state": f"Unknown add-on state '{state}'."})
+    addon.state = state
+    addon.save(update_fields=["state"])
+    return addon
+
+
+def _require_owner(user: Any, subscription: Subscription, what: str) -> None:
+    subscription_require_owner(user=user, subscription=subscription, action=what)
+
+
+@audited("subscription.addon.buy")
+def subscription_addon_buy(*, subscription: Subscription, addon: AddOn, user: Any) -> SubscriptionAddOn:
+    """Add one of `addon` to the subscription (its owner only, not while suspended: read-only), if
+    its plan offers it, it is not retired and the subscription holds fewer than its maximum. Under
+    the subscription's lock, like every quota check, so creates racing the purchase count it (never
+    lost)."""
+    with transaction.atomic():
+        sub = subscription_lock(subscription.pk)
+        _require_owner(user, sub, "buy add-ons")
+        subscription_require_active(sub)
+        addon = AddOn.objects.get(pk=addon.pk)
+        if addon.state != AddOnState.ACTIVE:
+            raise NotAllowed(f"The add-on '{addon}' is no longer sold.")
+        if not addon.plans.filter(pk=sub.plan_id).exists():
+            raise NotAllowed(f"The add-on '{addon}' is not offered with the plan '{sub.plan}'.")
+        held, _ = SubscriptionAddOn.objects.get_or_create(subscription=sub, addon=addon, defaults={"quantity": 0})
+        if held.quantity >= addon.max_per_subscription:
+            raise Conflict(f"Subscription '{sub}' already holds {held.quantity} of '{addon}', the most allowed.")
+        held.quantity += 1
+        held.save(update_fields=["quantity"])
+    return held
+
+
+@audited("subscription.addon.remove", target="subscription")
+def subscription_addon_remove(*, subscription: Subscription, addon: AddOn, user: Any) -> None:
+    """Remove one of `addon` from the subscription (its owner only, not while suspended: read-only);
+    refused, naming each quota, if what the subscription uses now wouldn't fit without it. Under the
+    subscription's lock."""
+    with transaction.atomic():
+        sub = subscription_lock(subscription.pk)
+        _require_owner(user, sub, "remove add-ons")
+        subscription_require_active(sub)
+        held = SubscriptionAddOn.objects.filter(subscription=sub, addon=addon).first()
+        if held is None or held.quantity == 0:
+            raise NotAllowed(f"Subscription '{sub}' holds no '{addon}'.")
+        adds = {(r.service, r.key): r.value or 0 for r in QuotaLimit.objects.filter(addon=addon)}
+        misfits = []
+        for q in plan_services.quota_list(sub):
+            less = adds.get((q.service, q.key), 0)
+            if q.is_boolean or q.limit is None or not less:
+                continue
+            if q.used > q.limit - less:
+                unit = f" {q.unit}" if q.unit else ""
+                misfits.append(f"{q.label}: {q.used}{unit} in use, {q.limit - less}{unit} without it")
+        if misfits:
+            raise NotAllowed(f"Can't remove '{addon}': current use wouldn't fit ({'; '.join(misfits)}).")
+        if held.quantity <= 1:
+            held.delete()
+        else:
+            held.quantity -= 1
+            held.save(update_fields=["quantity"])
+
+
 def subscription_lock(subscription_id: Any, *related: str) -> Subscription:
-    """Lock a subscription row for the rest of the transaction: quota checks count under this lock.
+    """Lock a subscription row for the rest of the transaction: quota checks and add-on purchases
+    and removals happen under this lock.
 
     Only the subscription's row is locked; its plan (and `related`, e.g. a service's offer read in
     the same query) are only read, so subscribers of one plan don't queue behind each other.
@@ -612,18 +903,23 @@ def subscription_change_plan(*, subscription: Subscription, plan: Plan, by: Any 
             raise NotAllowed(f"The plan '{plan}' is decommissioned: it takes no subscriptions.", field="plan")
         if plan.pk == sub.plan_id:
             raise NotAllowed(f"Subscription '{sub}' is already on plan '{plan}'.", field="plan")
-        offer = {(q.service, q.key): q for q in quotas.quota_offer(plan)}
+        offer = {(q.service, q.key): q for q in plan_services.quota_offer(plan)}
         offered = {q.service for q in offer.values()}
         misfits = []
-        for used in quotas.quota_list(sub):
+        for used in plan_services.quota_list(sub):
+            if used.is_boolean:
+                continue
             unit = f" {used.unit}" if used.unit else ""
             if used.service not in offered:
                 if used.used:
                     misfits.append(f"{used.label}: {used.used}{unit} in use, the plan offers none")
                 continue
-            limit = offer[(used.service, used.key)].limit
+            # The add-ons the subscription holds stay with it: the new plan's quota plus theirs.
+            limit = offer[(used.service, used.key)].plan_limit
+            limit = None if limit is None else limit + used.addon_extra
             if limit is not None and used.used > limit:
-                misfits.append(f"{used.label}: {used.used}{unit} in use, the plan allows {limit}{unit}")
+                allows = "the plan with its add-ons allows" if used.addon_extra else "the plan allows"
+                misfits.append(f"{used.label}: {used.used}{unit} in use, {allows} {limit}{unit}")
         if misfits:
             raise NotAllowed(
                 f"Subscription '{sub}' doesn't fit plan '{plan}'. " + "; ".join(misfits) + ".",

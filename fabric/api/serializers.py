@@ -20,13 +20,10 @@ from fabric.models import (
     HardwareProfile,
     Stamp,
     VirtualMachine,
-    VMCloudPlanService,
     VMTemplate,
 )
-from fabric.selectors import cloud_list
 from fabric.services import vm_allowed_actions
 from portal.api import JobRefSerializer, PrimaryKeyRelatedField, job_url
-from portal.columns import column_bounds
 from tenants.selectors import subscription_list
 
 # --- catalog -----------------------------------------------------------------------------------------
@@ -49,41 +46,6 @@ class HardwareProfileSerializer(serializers.ModelSerializer):
 class CatalogSerializer(serializers.Serializer):
     templates = TemplateSerializer(many=True, read_only=True)
     hardware_profiles = HardwareProfileSerializer(many=True, read_only=True)
-
-
-# --- plans' VM cloud service -------------------------------------------------------------------------
-
-
-class PlanVMQuotasSerializer(serializers.ModelSerializer):
-    """What a tenant sees of a plan's VM service: its quotas (null = unlimited), not the cloud."""
-
-    class Meta:
-        model = VMCloudPlanService
-        fields = ["max_vms", "max_cores", "max_memory_mb"]
-        read_only_fields = fields
-
-
-class PlanVMCloudSerializer(serializers.ModelSerializer):
-    """Staff's view of a plan's VM service: the cloud and the quotas."""
-
-    cloud_name = serializers.CharField(source="cloud.name", read_only=True)
-
-    class Meta:
-        model = VMCloudPlanService
-        fields = ["cloud", "cloud_name", "max_vms", "max_cores", "max_memory_mb"]
-        read_only_fields = fields
-
-
-class PlanVMCloudInputSerializer(serializers.Serializer):
-    cloud = PrimaryKeyRelatedField(queryset=Cloud.objects.none())
-    max_vms = serializers.IntegerField(allow_null=True, **column_bounds(VMCloudPlanService, "max_vms"))
-    max_cores = serializers.IntegerField(allow_null=True, **column_bounds(VMCloudPlanService, "max_cores"))
-    max_memory_mb = serializers.IntegerField(allow_null=True, **column_bounds(VMCloudPlanService, "max_memory_mb"))
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        request = self.context.get("request")
-        self.fields["cloud"].queryset = cloud_list(user=getattr(request, "user", None))
 
 
 # --- endpoints and clouds (staff) -------------------------------------------------------------------

@@ -1,4 +1,4 @@
-"""Staff API of the fabric: endpoints (register, sync), clouds and their capacity, a plan's VM cloud.
+"""Staff API of the fabric: endpoints (register, sync), clouds and their capacity.
 
 Registering and syncing answer 202 with the sync job; no driver is called in the request.
 """
@@ -8,24 +8,21 @@ from __future__ import annotations
 from typing import Any
 
 from drf_spectacular.utils import extend_schema, extend_schema_view
-from rest_framework import generics, mixins, viewsets
+from rest_framework import mixins, viewsets
 from rest_framework.decorators import action
 from rest_framework.request import Request
 from rest_framework.response import Response
 
 from fabric.selectors import cloud_list, endpoint_list
-from fabric.services import endpoint_register, endpoint_sync, plan_vm_cloud_set
+from fabric.services import endpoint_register, endpoint_sync
 from portal.access import Capability
 from portal.api import ERRORS, IsStaff, accepted_job, accepted_serializer
-from tenants.selectors import plan_list
 
 from .serializers import (
     CloudSerializer,
     EndpointDetailSerializer,
     EndpointRegisterSerializer,
     EndpointSerializer,
-    PlanVMCloudInputSerializer,
-    PlanVMCloudSerializer,
 )
 
 EndpointAccepted = accepted_serializer("EndpointAccepted", endpoint=EndpointSerializer())
@@ -82,24 +79,3 @@ class CloudViewSet(viewsets.ReadOnlyModelViewSet):
 
     def get_queryset(self):  # type: ignore[override]
         return cloud_list(user=self.request.user).order_by("stamp__endpoint__name", "name", "pk")
-
-
-class PlanVMCloudView(generics.GenericAPIView):
-    """PUT the plan's VM cloud and its quotas (null = unlimited); replaces an earlier offer."""
-
-    permission_classes = [IsStaff]
-    capability = Capability.ADMINISTER  # part of the plan editor
-    serializer_class = PlanVMCloudInputSerializer
-    pagination_class = None
-    filter_backends: list = []
-
-    def get_queryset(self):  # type: ignore[override]
-        return plan_list(user=self.request.user)
-
-    @extend_schema(request=PlanVMCloudInputSerializer, responses={200: PlanVMCloudSerializer, **ERRORS})
-    def put(self, request: Request, pk: str) -> Response:
-        plan = self.get_object()
-        serializer = self.get_serializer(data=request.data)
-        serializer.is_valid(raise_exception=True)
-        service = plan_vm_cloud_set(plan=plan, **serializer.validated_data)
-        return Response(PlanVMCloudSerializer(service).data)

@@ -28,7 +28,7 @@ from portal.pagination import cursor_page
 from portal.views import safe_next
 from portal.views.jobs import job_poll_response
 from tenants.models import Subscription, SubscriptionState
-from tenants.quotas import quota_list
+from tenants.plan_services import quota_list
 from tenants.selectors import subscription_get
 
 from .. import services

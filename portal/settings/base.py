@@ -336,6 +336,7 @@ SPECTACULAR_SETTINGS = {
         "SubscriptionStateEnum": "tenants.models.SubscriptionState",
         "EndpointStateEnum": "fabric.models.EndpointState",
         "VMStateEnum": "fabric.models.VMState",
+        "AddOnStateEnum": "tenants.models.AddOnState",
     },
 }
 

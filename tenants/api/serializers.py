@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from typing import Any
 
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from fabric.api.serializers import PlanVMCloudSerializer, PlanVMQuotasSerializer
 from portal.access import StaffRole
 from portal.api import PrimaryKeyRelatedField
 from portal.columns import column_bounds
-from tenants.models import Plan, PlanState, SignupInvitation, Subscription, SubscriptionCoAdmin, User
+from tenants.models import AddOn, AddOnState, Plan, PlanState, SignupInvitation, Subscription, SubscriptionCoAdmin, User
 from tenants.selectors import account_list, plan_list
 
 
@@ -21,20 +21,80 @@ class PlanRefSerializer(serializers.ModelSerializer):
         read_only_fields = fields
 
 
-class TenantPlanSerializer(serializers.ModelSerializer):
-    """A public plan as a tenant sees it: its VM quotas, not the fabric behind them."""
+def with_offers(plans: Any) -> Any:
+    """Attach each plan's service offers (`service_offers`) read for all of them at once."""
+    from tenants.plan_services import plan_offers
 
-    vm_cloud = PlanVMQuotasSerializer(source="vm_cloud_service", read_only=True, allow_null=True)
+    rows = [plans] if isinstance(plans, Plan) else plans if isinstance(plans, list) else None
+    if rows:
+        offers = plan_offers([p.pk for p in rows])
+        for plan in rows:
+            plan.service_offers = offers.get(plan.pk, [])
+    return plans
+
+
+class QuotaLimitSerializer(serializers.Serializer):
+    """A plan's quota of one service (null: unlimited; booleans: 1 allowed, 0 not)."""
+
+    key = serializers.CharField(read_only=True)
+    label = serializers.CharField(read_only=True)
+    kind = serializers.ChoiceField(choices=["number", "boolean"], read_only=True)
+    unit = serializers.CharField(read_only=True)
+    limit = serializers.IntegerField(read_only=True, allow_null=True, source="plan_limit", help_text="null: unlimited")
+
+
+class AllowItemSerializer(serializers.Serializer):
+    id = serializers.IntegerField(read_only=True)
+    name = serializers.CharField(read_only=True)
+
+
+class AllowListSerializer(serializers.Serializer):
+    """An allow-list of the offer (e.g. hardware profiles); no items: every one is allowed."""
+
+    key = serializers.CharField(read_only=True)
+    label = serializers.CharField(read_only=True)
+    items = AllowItemSerializer(many=True, read_only=True)
+
+
+class ServiceOfferSerializer(serializers.Serializer):
+    """One service a plan offers, read from the plan-service registry."""
+
+    service = serializers.CharField(source="name", read_only=True)
+    label = serializers.CharField(read_only=True)
+    quotas = QuotaLimitSerializer(many=True, read_only=True)
+    allow = serializers.SerializerMethodField()
+
+    @extend_schema_field(AllowListSerializer(many=True))
+    def get_allow(self, offer: Any) -> list[dict[str, Any]]:
+        return [
+            {"key": spec.key, "label": spec.label, "items": [{"id": i.id, "name": i.name} for i in items]}
+            for spec, items in offer.allow
+        ]
+
+
+class StaffServiceOfferSerializer(ServiceOfferSerializer):
+    """Staff also see where the service runs (e.g. the cloud)."""
+
+    target_id = serializers.IntegerField(source="offer.target_id", read_only=True, help_text="e.g. the cloud's id")
+    target = serializers.CharField(source="offer.target", read_only=True)
+
+
+class TenantPlanSerializer(serializers.ModelSerializer):
+    """A public plan as a tenant sees it: its services' quotas and allow-lists, not the fabric."""
+
+    services = ServiceOfferSerializer(many=True, read_only=True, source="service_offers")
 
     class Meta:
         model = Plan
-        fields = ["id", "name", "description", "max_subscriptions_per_account", "vm_cloud"]
+        fields = ["id", "name", "description", "max_subscriptions_per_account", "services"]
         read_only_fields = fields
 
 
 class StaffPlanSerializer(serializers.ModelSerializer):
     subscriber_count = serializers.IntegerField(read_only=True, default=0)
-    vm_cloud = PlanVMCloudSerializer(source="vm_cloud_service", read_only=True, allow_null=True)
+    has_invitation_code = serializers.SerializerMethodField()
+    services = StaffServiceOfferSerializer(many=True, read_only=True, source="service_offers")
+    addons = serializers.PrimaryKeyRelatedField(many=True, read_only=True)
 
     class Meta:
         model = Plan
@@ -45,10 +105,15 @@ class StaffPlanSerializer(serializers.ModelSerializer):
             "state",
             "max_subscriptions_per_account",
             "subscriber_count",
-            "vm_cloud",
+            "has_invitation_code",
+            "services",
+            "addons",
             "created_at",
         ]
         read_only_fields = fields
+
+    def get_has_invitation_code(self, plan: Plan) -> bool:
+        return bool(plan.invitation_digest)
 
 
 class PlanCreateSerializer(serializers.Serializer):
@@ -59,8 +124,100 @@ class PlanCreateSerializer(serializers.Serializer):
     )
 
 
+class PlanUpdateSerializer(PlanCreateSerializer):
+    name = serializers.CharField(max_length=100, required=False)
+    description = serializers.CharField(required=False, allow_blank=True)
+    max_subscriptions_per_account = serializers.IntegerField(
+        required=False, **column_bounds(Plan, "max_subscriptions_per_account", min_value=1)
+    )
+
+
+class PlanCloneSerializer(serializers.Serializer):
+    name = serializers.CharField(max_length=100, help_text="The copy's name; it is created private.")
+
+
 class PlanStateSerializer(serializers.Serializer):
     state = serializers.ChoiceField(choices=PlanState.choices)
+
+
+class InvitationSerializer(serializers.Serializer):
+    """The new invitation code: shown this once (only its digest is kept)."""
+
+    invitation_code = serializers.CharField(read_only=True)
+
+
+class PlanServiceInputSerializer(serializers.Serializer):
+    """A service's offer in a plan: `offer` holds the service's own fields (VM clouds: `cloud`,
+    `hardware_profiles`, `templates`), `quotas` the limits by key (null or absent: unlimited)."""
+
+    offer = serializers.DictField(help_text='The service\'s offer fields, e.g. {"cloud": 1, "templates": [2]}')
+    quotas = serializers.DictField(
+        child=serializers.JSONField(allow_null=True), required=False, default=dict, help_text="{key: number|bool|null}"
+    )
+
+
+class AddOnQuotaSerializer(serializers.Serializer):
+    """Output only: what one unit of an add-on adds to one quota."""
+
+    service = serializers.CharField(read_only=True)
+    key = serializers.CharField(read_only=True)
+    label = serializers.CharField(read_only=True)
+    unit = serializers.CharField(read_only=True)
+    value = serializers.IntegerField(read_only=True, help_text="What one unit adds (booleans: 1 grants)")
+
+
+class AddOnSerializer(serializers.ModelSerializer):
+    """An add-on with what one unit adds, per service and quota."""
+
+    quotas = serializers.SerializerMethodField()
+    plans = serializers.PrimaryKeyRelatedField(many=True, read_only=True)
+
+    class Meta:
+        model = AddOn
+        fields = ["id", "name", "description", "state", "max_per_subscription", "plans", "quotas"]
+        read_only_fields = fields
+
+    @extend_schema_field(AddOnQuotaSerializer(many=True))
+    def get_quotas(self, addon: AddOn) -> list[dict[str, Any]]:
+        from tenants.plan_services import addon_quotas
+
+        return [
+            {"service": q.service, "key": q.key, "label": q.label, "unit": q.unit, "value": q.limit}
+            for q in addon_quotas(addon)
+        ]
+
+
+class AddOnInputSerializer(serializers.Serializer):
+    name = serializers.CharField(max_length=100)
+    description = serializers.CharField(required=False, allow_blank=True, default="")
+    max_per_subscription = serializers.IntegerField(
+        required=False, default=1, **column_bounds(AddOn, "max_per_subscription", min_value=1)
+    )
+    plans = PrimaryKeyRelatedField(many=True, queryset=Plan.objects.all(), required=False, default=list)
+    quotas = serializers.DictField(
+        child=serializers.DictField(child=serializers.JSONField(allow_null=True)),
+        help_text='{service: {key: amount}}, e.g. {"vm_cloud": {"cores": 4, "memory_mb": 8192}}',
+    )
+
+
+class AddOnStateSerializer(serializers.Serializer):
+    state = serializers.ChoiceField(choices=AddOnState.choices)
+
+
+class HeldAddOnSerializer(serializers.Serializer):
+    """An add-on a subscription may buy or holds, with how many it holds."""
+
+    addon = AddOnSerializer(read_only=True)
+    quantity = serializers.IntegerField(read_only=True)
+
+
+class AddOnBuySerializer(serializers.Serializer):
+    addon = PrimaryKeyRelatedField(queryset=AddOn.objects.none())
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        request = self.context.get("request")
+        self.fields["addon"].queryset = AddOn.objects.visible_to(getattr(request, "user", None))
 
 
 class SubscriptionSerializer(serializers.ModelSerializer):
@@ -181,10 +338,16 @@ class CancelSerializer(serializers.Serializer):
 
 
 class SubscriptionCreateSerializer(serializers.Serializer):
-    """Subscribe to a plan the account can see (public plans); the service checks the rest."""
+    """Subscribe to a public plan by id, or to a private one with its invitation code alone."""
 
-    plan = PrimaryKeyRelatedField(queryset=Plan.objects.none())
+    plan = PrimaryKeyRelatedField(queryset=Plan.objects.none(), required=False, allow_null=True, default=None)
+    invitation_code = serializers.CharField(required=False, allow_blank=True, default="", max_length=100)
     name = serializers.CharField(max_length=100, required=False, allow_blank=True, default="")
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        if attrs.get("plan") is None and not attrs.get("invitation_code"):
+            raise serializers.ValidationError({"plan": "Choose a plan, or give a private plan's invitation code."})
+        return attrs
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -193,12 +356,17 @@ class SubscriptionCreateSerializer(serializers.Serializer):
 
 
 class QuotaSerializer(serializers.Serializer):
-    """Output only: a quota with what is used and what remains."""
+    """Output only: a quota with the plan's part, the add-ons' part, the effective limit (their sum;
+    null: unlimited), what is used, what remains and by how much use is over a lowered limit."""
 
     service = serializers.CharField(read_only=True)
     key = serializers.CharField(read_only=True)
     label = serializers.CharField(read_only=True)
-    limit = serializers.IntegerField(read_only=True, allow_null=True, help_text="null: unlimited")
+    kind = serializers.ChoiceField(choices=["number", "boolean"], read_only=True)
+    plan_limit = serializers.IntegerField(read_only=True, allow_null=True, help_text="null: unlimited")
+    addon_extra = serializers.IntegerField(read_only=True)
+    limit = serializers.IntegerField(read_only=True, allow_null=True, help_text="plan + add-ons; null: unlimited")
+    over = serializers.IntegerField(read_only=True, help_text="use past the limit (a lowered quota)")
     used = serializers.IntegerField(read_only=True)
     remaining = serializers.IntegerField(read_only=True, allow_null=True, help_text="null: unlimited")
     unit = serializers.CharField(read_only=True)

@@ -1,4 +1,4 @@
-"""Admin portal pages of plans, accounts and subscriptions (namespace `staff`)."""
+"""Admin portal pages of plans, add-ons, accounts and subscriptions (namespace `staff`)."""
 
 from django.urls import include, path
 
@@ -9,6 +9,14 @@ urlpatterns = [
     path("plans/new/", staff.plan_create_page, name="plan-create"),
     path("plans/<int:pk>/", staff.plan_detail, name="plan"),
     path("plans/<int:pk>/state/", staff.plan_state_page, name="plan-state"),
+    path("plans/<int:pk>/clone/", staff.plan_clone_page, name="plan-clone"),
+    path("plans/<int:pk>/invitation/", staff.plan_invitation_page, name="plan-invitation"),
+    path("plans/<int:pk>/services/<slug:service>/", staff.plan_service_page, name="plan-service"),
+    path("plans/<int:pk>/services/<slug:service>/remove/", staff.plan_service_remove_page, name="plan-service-remove"),
+    path("addons/", staff.addon_list_page, name="addons"),
+    path("addons/new/", staff.addon_form_page, name="addon-create"),
+    path("addons/<int:pk>/", staff.addon_form_page, name="addon"),
+    path("addons/<int:pk>/state/", staff.addon_state_page, name="addon-state"),
     path("accounts/", staff_accounts.account_list_page, name="accounts"),
     path("accounts/<int:pk>/", staff_accounts.account_detail, name="account"),
     path("accounts/<int:pk>/lock/", staff_accounts.account_lock_page, name="account-lock"),

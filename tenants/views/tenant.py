@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections import Counter
 from typing import Any
 
+from django import forms
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied, ValidationError
@@ -17,39 +18,57 @@ from portal.exceptions import Forbidden, ServiceError
 from portal.forms import apply_service_error, error_message
 from tenants.forms import CoAdminAddForm, SubscriptionCancelForm
 from tenants.models import Plan, Subscription, SubscriptionCoAdmin
-from tenants.quotas import quota_list, quota_offer
+from tenants.plan_services import addon_quotas, plan_offers, subscription_quotas
 from tenants.selectors import (
+    addons_for_subscription,
     coadmin_list,
     plan_list,
     subscription_get,
     subscription_held,
     subscription_list,
+    subscription_role,
 )
 from tenants.services import (
     coadmin_add,
     coadmin_remove,
+    plan_find_by_invitation,
+    subscription_addon_buy,
+    subscription_addon_remove,
     subscription_cancel,
     subscription_create,
     subscription_require_owner,
 )
 
 
+class InvitationForm(forms.Form):
+    invitation_code = forms.CharField(
+        label="Invitation code",
+        max_length=100,
+        help_text="Your provider gave you a code for a private plan: enter it to subscribe.",
+        widget=forms.TextInput(attrs={"autocomplete": "off", "spellcheck": "false"}),
+    )
+
+
 @login_required
 def plans(request: HttpRequest) -> HttpResponse:
-    """Public plans as cards with what each offers. Limits are read through the quota registry, so
-    every service a plan offers shows without this page knowing it (one query per plan and service)."""
-    page = Paginator(plan_list(user=request.user).order_by("name"), 50).get_page(request.GET.get("page"))
+    """Public plans as cards with what each offers (services, quotas, allow-lists), read through the
+    plan-service registry for the whole page at once; and a form to join a private plan by code."""
+    page = Paginator(plan_list(user=request.user), 50).get_page(request.GET.get("page"))
     held = Counter(subscription_held(user=request.user).values_list("plan_id", flat=True))
+    plans_ = list(page.object_list)
+    offers = plan_offers([p.pk for p in plans_])
     cards = [
         {
             "plan": plan,
-            "quotas": quota_offer(plan),
+            "offers": offers[plan.pk],
+            "quotas": [q for o in offers[plan.pk] for q in o.quotas],
             "held": held[plan.pk],
             "at_limit": held[plan.pk] >= plan.max_subscriptions_per_account,
         }
-        for plan in page.object_list
+        for plan in plans_
     ]
-    return render(request, "tenant/tenants/plans.html", {"page": page, "cards": cards})
+    context = {"page": page, "cards": cards, "invitation_form": InvitationForm()}
+    return render(request, "tenant/tenants/plans.html", context)
 
 
 @login_required
@@ -70,14 +89,37 @@ def plan_subscribe(request: HttpRequest, pk: int) -> HttpResponse:
 
 
 @login_required
+@require_POST
+def plan_join(request: HttpRequest) -> HttpResponse:
+    """Subscribe to a private plan with its invitation code (a wrong code says only that)."""
+    form = InvitationForm(request.POST)
+    if not form.is_valid():
+        messages.error(request, "Enter the invitation code your provider gave you.")
+        return redirect("tenant:plans")
+    code = form.cleaned_data["invitation_code"]
+    plan = plan_find_by_invitation(code=code)
+    if plan is None:
+        messages.error(request, "This invitation code is not valid. Check it with your provider.")
+        return redirect("tenant:plans")
+    try:
+        subscription = subscription_create(owner=request.user, plan=plan, invitation_code=code)
+    except (ServiceError, ValidationError) as exc:
+        messages.error(request, error_message(exc))
+        return redirect("tenant:plans")
+    messages.success(request, f"You are subscribed to '{plan.name}' as '{subscription.name}'.")
+    return redirect("tenant:subscription", pk=subscription.pk)
+
+
+@login_required
 def subscriptions(request: HttpRequest) -> HttpResponse:
-    """The user's subscriptions with quota use; quota_list costs two queries per row, and a tenant
-    holds few subscriptions (pinned in tests)."""
+    """The user's subscriptions with their quotas as bars; a fixed number of queries per page."""
     page = Paginator(subscription_list(user=request.user), 50).get_page(request.GET.get("page"))
+    subs = list(page.object_list)
+    quotas = subscription_quotas(subs)
     rows: list[dict[str, Any]] = [
         # Whether to offer Cancel (no query: the owner is on the row); the service asks subscription_role.
-        {"subscription": sub, "quotas": quota_list(sub), "owner": sub.owner_id == request.user.pk}
-        for sub in page.object_list
+        {"subscription": sub, "quotas": quotas[sub.pk], "owner": sub.owner_id == request.user.pk}
+        for sub in subs
     ]
     return render(request, "tenant/tenants/subscriptions.html", {"page": page, "rows": rows})
 
@@ -114,6 +156,45 @@ def subscription_coadmins(request: HttpRequest, pk: Any) -> HttpResponse:
             return redirect("tenant:subscription-coadmins", pk=subscription.pk)
     context = {"subscription": subscription, "coadmins": coadmin_list(subscription=subscription), "form": form}
     return render(request, "tenant/tenants/subscription_coadmins.html", context)
+
+
+@login_required
+def subscription_detail(request: HttpRequest, pk: Any) -> HttpResponse:
+    """One subscription: its quotas as bars (plan + add-ons, used, left) and its add-ons to buy or remove."""
+    sub = _subscription(request, pk)
+    addons = [
+        {"addon": a, "held": n, "adds": addon_quotas(a), "can_buy": a.state == "active" and n < a.max_per_subscription}
+        for a, n in addons_for_subscription(subscription=sub)
+    ]
+    context = {
+        "subscription": sub,
+        "quotas": subscription_quotas([sub])[sub.pk],
+        "addons": addons,
+        "is_owner": subscription_role(request.user, sub) == "owner",
+    }
+    return render(request, "tenant/tenants/subscription_detail.html", context)
+
+
+def _addon_change(request: HttpRequest, pk: Any, addon_pk: int, *, buy: bool) -> HttpResponse:
+    """Buy or remove one add-on: the owner's alone (a co-administrator gets 403 with the reason)."""
+    sub = _subscription(request, pk)
+    try:
+        subscription_require_owner(user=request.user, subscription=sub, action="buy or remove add-ons")
+    except Forbidden as exc:
+        raise PermissionDenied(exc.message) from exc
+    addon = next((a for a, _ in addons_for_subscription(subscription=sub) if a.pk == addon_pk), None)
+    if addon is None:
+        raise Http404("No such add-on.")
+    try:
+        if buy:
+            subscription_addon_buy(subscription=sub, addon=addon, user=request.user)
+        else:
+            subscription_addon_remove(subscription=sub, addon=addon, user=request.user)
+    except (ServiceError, ValidationError) as exc:
+        messages.error(request, error_message(exc))
+    else:
+        messages.success(request, f"{'Added' if buy else 'Removed'} one '{addon}' {'to' if buy else 'from'} '{sub}'.")
+    return redirect("tenant:subscription", pk=sub.pk)
 
 
 @login_required
@@ -155,3 +236,15 @@ def subscription_cancel_page(request: HttpRequest, pk: Any) -> HttpResponse:
             messages.success(request, f"Subscription '{subscription}' is cancelled; its resources are being deleted.")
             return redirect("tenant:subscriptions")
     return render(request, "tenant/tenants/subscription_cancel.html", {"subscription": subscription, "form": form})
+
+
+@login_required
+@require_POST
+def subscription_addon_buy_page(request: HttpRequest, pk: Any, addon_pk: int) -> HttpResponse:
+    return _addon_change(request, pk, addon_pk, buy=True)
+
+
+@login_required
+@require_POST
+def subscription_addon_remove_page(request: HttpRequest, pk: Any, addon_pk: int) -> HttpResponse:
+    return _addon_change(request, pk, addon_pk, buy=False)

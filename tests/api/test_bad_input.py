@@ -65,7 +65,7 @@ def test_the_route_walker_sees_both_apis():
     tenant = {name for name, _ in api_routes(*SITES["tenant"])}
     staff = {name for name, _ in api_routes(*SITES["staff"])}
     assert {"tenant-api:vm-detail", "tenant-api:subscription-catalog", "tenant-api:job-list"} <= tenant
-    assert {"staff-api:plan-vm-cloud", "staff-api:endpoint-sync", "staff-api:job-cancel"} <= staff
+    assert {"staff-api:plan-service", "staff-api:endpoint-sync", "staff-api:job-cancel"} <= staff
 
 
 @pytest.mark.parametrize("site", list(SITES))
@@ -182,7 +182,7 @@ def input_fields() -> Iterator[tuple[str, object]]:
 
 def test_the_field_walker_sees_the_numeric_inputs():
     names = {name.rsplit(".", 2)[-2] + "." + name.rsplit(".", 1)[-1] for name, _ in input_fields()}
-    assert {"PlanVMCloudForm.max_vms", "PlanCreateSerializer.max_subscriptions_per_account"} <= names
+    assert {"AddOnInputSerializer.max_per_subscription", "PlanCreateSerializer.max_subscriptions_per_account"} <= names
 
 
 def test_every_integer_input_is_bounded():
@@ -206,15 +206,19 @@ def test_every_related_id_input_is_strict():
     assert not loose
 
 
-@pytest.mark.parametrize("quota", ["max_vms", "max_cores", "max_memory_mb"])
-@pytest.mark.parametrize("value", BEYOND)
+QUOTA_BEYOND = [2**63, -1]  # past a PositiveBigIntegerField (quota rows), below zero
+
+
+@pytest.mark.parametrize("quota", ["vms", "cores", "memory_mb"])
+@pytest.mark.parametrize("value", QUOTA_BEYOND)
 def test_staff_api_refuses_a_quota_its_column_cannot_hold(staff_api, plan, quota, value):
-    cloud = plan.vm_cloud_service.cloud
-    body = {"cloud": cloud.pk, "max_vms": 1, "max_cores": 1, "max_memory_mb": 1, quota: value}
-    error = assert_error(staff_api.put(reverse("staff-api:plan-vm-cloud", args=[plan.pk]), body, format="json"), 400)
+    url = reverse("staff-api:plan-service", args=[plan.pk, "vm_cloud"])
+    body = {"offer": {"cloud": plan.vm_cloud_service.cloud_id}, "quotas": {"vms": 1, "cores": 1, "memory_mb": 1}}
+    error = assert_error(staff_api.put(url, {**body, "quotas": {quota: value}}, format="json"), 400)
     assert quota in error["fields"]
-    ok = staff_api.put(reverse("staff-api:plan-vm-cloud", args=[plan.pk]), {**body, quota: 2**31 - 1}, format="json")
-    assert ok.status_code == 200 and ok.json()[quota] == 2**31 - 1
+    ok = staff_api.put(url, {**body, "quotas": {quota: 2**63 - 1}}, format="json")
+    limits = {q["key"]: q["limit"] for q in ok.json()["services"][0]["quotas"]}
+    assert ok.status_code == 200 and limits[quota] == 2**63 - 1
 
 
 @pytest.mark.parametrize("value", [*BEYOND, 0])
@@ -225,13 +229,13 @@ def test_staff_api_refuses_a_subscription_limit_its_column_cannot_hold(staff_api
     assert not Plan.objects.filter(name="Big").exists()
 
 
-@pytest.mark.parametrize("value", [2**31, 2**63])
+@pytest.mark.parametrize("value", [2**63, 2**64])
 def test_staff_forms_refuse_numbers_their_columns_cannot_hold(staff_client, plan, value):
-    cloud = plan.vm_cloud_service.cloud
-    data = {"cloud": cloud.pk, "max_vms": value, "max_cores": "", "max_memory_mb": ""}
-    response = staff_client.post(reverse("staff:plan", args=[plan.pk]), data)
-    assert response.status_code == 200 and response.context["form"].errors.keys() == {"max_vms"}
-    assert b'max="2147483647"' in response.content  # the browser knows the bound too
+    data = {"vm_cloud-offer-cloud": plan.vm_cloud_service.cloud_id, "vm_cloud-quota-vms": value}
+    response = staff_client.post(reverse("staff:plan-service", args=[plan.pk, "vm_cloud"]), data)
+    assert response.status_code == 400
+    assert b'max="9223372036854775807"' in response.content  # the browser knows the bound too
+    assert "Ensure this value is less than or equal to" in response.content.decode()
     response = staff_client.post(reverse("staff:plan-create"), {"name": "Big", "max_subscriptions_per_account": value})
     assert response.status_code == 200 and "max_subscriptions_per_account" in response.context["form"].errors
 
@@ -240,8 +244,8 @@ def test_services_refuse_numbers_their_columns_cannot_hold(plan):
     """Whatever parsed the input (a script, a future form), the service checks the columns' range."""
     cloud = plan.vm_cloud_service.cloud
     with pytest.raises(ValidationError) as refused:
-        plan_vm_cloud_set(plan=plan, cloud=cloud, max_vms=None, max_cores=2**31, max_memory_mb=None)
-    assert set(refused.value.error_dict) == {"max_cores"}
+        plan_vm_cloud_set(plan=plan, cloud=cloud, max_vms=None, max_cores=2**63, max_memory_mb=None)
+    assert set(refused.value.error_dict) == {"cores"}
     with pytest.raises(ValidationError) as refused:
         plan_create(name="Big", max_subscriptions_per_account=2**63)
     assert set(refused.value.error_dict) == {"max_subscriptions_per_account"}
@@ -280,6 +284,9 @@ def test_fractional_catalog_ids_and_a_numeric_subscription_id_are_field_errors(a
 
 def test_a_fractional_cloud_id_is_a_field_error(staff_api, plan):
     cloud = plan.vm_cloud_service.cloud
-    body = {"cloud": cloud.pk + 0.5, "max_vms": 1, "max_cores": 1, "max_memory_mb": 1}
-    error = assert_error(staff_api.put(reverse("staff-api:plan-vm-cloud", args=[plan.pk]), body, format="json"), 400)
-    assert "cloud" in error["fields"]
+    url = reverse("staff-api:plan-service", args=[plan.pk, "vm_cloud"])
+    for value in _not_integers(cloud.pk):
+        error = assert_error(staff_api.put(url, {"offer": {"cloud": value}}, format="json"), 400)
+        assert "offer.cloud" in error["fields"], value
+    sizes = {"cloud": cloud.pk, "hardware_profiles": [True]}
+    assert "offer.hardware_profiles" in assert_error(staff_api.put(url, {"offer": sizes}, format="json"), 400)["fields"]

@@ -34,7 +34,7 @@ def test_tenant_schema_generates_and_has_no_staff_routes(db):
 
 def test_staff_schema_generates(staff_site):
     paths = generate("portal.urls.staff")["paths"]
-    assert {"/api/v1/endpoints/", "/api/v1/plans/{id}/vm-cloud/", "/api/v1/accounts/"} <= set(paths)
+    assert {"/api/v1/endpoints/", "/api/v1/plans/{id}/services/{service}/", "/api/v1/accounts/"} <= set(paths)
     assert "202" in paths["/api/v1/endpoints/{id}/sync/"]["post"]["responses"]
 
 

@@ -5,9 +5,10 @@ from __future__ import annotations
 import pytest
 from django.urls import reverse
 
-from fabric.models import Cloud, EndpointState, FabricEndpoint, VMCloudPlanService
+from fabric.models import Cloud, EndpointState, FabricEndpoint, HardwareProfile
 from portal.models import Job, JobState
 from tenants.models import Plan, PlanState
+from tenants.services import addon_save, plan_find_by_invitation
 from tests import factories
 
 from .conftest import api_client, assert_error, make_vm
@@ -93,33 +94,66 @@ def test_clouds_list_capacity(staff_api, subscription, endpoint):
 # --- plans -------------------------------------------------------------------------------------------
 
 
-def test_plans_list_with_subscriber_count_and_vm_cloud(staff_api, plan, subscription, other_subscription):
+def test_plans_list_with_subscriber_count_and_services(staff_api, plan, subscription, other_subscription):
     body = staff_api.get(reverse("staff-api:plan-list")).json()
     row = next(p for p in body["results"] if p["id"] == plan.pk)
-    assert row["subscriber_count"] == 2 and row["state"] == "public"
-    assert row["vm_cloud"]["cloud_name"] == "Gold" and row["vm_cloud"]["max_vms"] == 10
+    assert row["subscriber_count"] == 2 and row["state"] == "public" and row["has_invitation_code"] is False
+    (service,) = row["services"]
+    assert service["service"] == "vm_cloud" and service["target"] == "Simulator / Stamp 01 / Gold"
+    assert {q["key"]: q["limit"] for q in service["quotas"]} == {
+        "vms": 10,
+        "cores": 16,
+        "memory_mb": 32768,
+        "console": None,
+    }
+    assert [(a["key"], a["items"]) for a in service["allow"]] == [("hardware_profiles", []), ("templates", [])]
+    assert "vm_cloud" not in row  # services come from the registry, not by name
 
 
 def test_create_a_plan_offer_a_cloud_and_make_it_public(staff_api, endpoint):
     response = staff_api.post(reverse("staff-api:plan-list"), {"name": "Silver plan"}, format="json")
     assert response.status_code == 201, response.content
     plan_id = response.json()["id"]
-    assert (response.json()["state"], response.json()["vm_cloud"]) == ("private", None)
+    assert (response.json()["state"], response.json()["services"]) == ("private", [])
 
     state_url = reverse("staff-api:plan-state", args=[plan_id])
     # Nothing offered yet: it can't go public.
     assert_error(staff_api.post(state_url, {"state": "public"}, format="json"), 409, "not_allowed")
 
     silver = Cloud.objects.get(stamp__endpoint=endpoint, name="Silver")
-    quotas = {"cloud": silver.pk, "max_vms": 3, "max_cores": None, "max_memory_mb": 4096}
-    put = staff_api.put(reverse("staff-api:plan-vm-cloud", args=[plan_id]), quotas, format="json")
+    small = HardwareProfile.objects.get(endpoint=endpoint, name="Small")
+    body = {
+        "offer": {"cloud": silver.pk, "hardware_profiles": [small.pk]},
+        "quotas": {"vms": 3, "cores": None, "memory_mb": 4096, "console": False},
+    }
+    put = staff_api.put(reverse("staff-api:plan-service", args=[plan_id, "vm_cloud"]), body, format="json")
     assert put.status_code == 200, put.content
-    assert put.json() == {**quotas, "cloud_name": "Silver"}
-    assert VMCloudPlanService.objects.get(plan_id=plan_id).max_vms == 3
+    (service,) = put.json()["services"]
+    assert service["target_id"] == silver.pk
+    assert {q["key"]: q["limit"] for q in service["quotas"]} == {
+        "vms": 3,
+        "cores": None,
+        "memory_mb": 4096,
+        "console": 0,
+    }
+    assert service["allow"][0]["items"] == [{"id": small.pk, "name": str(small)}]
 
     public = staff_api.post(state_url, {"state": "public"}, format="json")
     assert public.status_code == 200 and public.json()["state"] == "public"
     assert Plan.objects.get(pk=plan_id).state == PlanState.PUBLIC
+
+    clone = staff_api.post(reverse("staff-api:plan-clone", args=[plan_id]), {"name": "Silver 2"}, format="json")
+    assert clone.status_code == 201 and clone.json()["state"] == "private"
+    assert clone.json()["services"][0]["quotas"] == service["quotas"]
+
+    invitation = reverse("staff-api:plan-invitation", args=[clone.json()["id"]])
+    code = staff_api.post(invitation).json()["invitation_code"]
+    assert plan_find_by_invitation(code=code).pk == clone.json()["id"]
+    withdrawn = staff_api.delete(invitation)
+    assert withdrawn.json()["has_invitation_code"] is False and plan_find_by_invitation(code=code) is None
+
+    patch = staff_api.patch(reverse("staff-api:plan-detail", args=[plan_id]), {"description": "Hi"}, format="json")
+    assert patch.status_code == 200 and patch.json()["description"] == "Hi" and patch.json()["name"] == "Silver plan"
 
 
 def test_plan_input_errors_are_field_errors(staff_api, plan):
@@ -128,10 +162,44 @@ def test_plan_input_errors_are_field_errors(staff_api, plan):
     assert "name" in assert_error(dup, 400)["fields"]
     bad_state = staff_api.post(reverse("staff-api:plan-state", args=[plan.pk]), {"state": "gone"}, format="json")
     assert "state" in assert_error(bad_state, 400)["fields"]
-    url = reverse("staff-api:plan-vm-cloud", args=[plan.pk])
-    fields = assert_error(staff_api.put(url, {"cloud": 999999, "max_vms": -1}, format="json"), 400)["fields"]
-    assert {"cloud", "max_vms", "max_cores", "max_memory_mb"} <= set(fields)
-    assert_error(staff_api.put(reverse("staff-api:plan-vm-cloud", args=["abc"]), {}, format="json"), 404)
+    url = reverse("staff-api:plan-service", args=[plan.pk, "vm_cloud"])
+    fields = assert_error(staff_api.put(url, {"offer": {"cloud": 999999}}, format="json"), 400)["fields"]
+    assert "offer.cloud" in fields
+    gold = plan.vm_cloud_service.cloud_id
+    fields = assert_error(
+        staff_api.put(url, {"offer": {"cloud": gold}, "quotas": {"vms": -1, "bogus": 1}}, format="json"), 400
+    )["fields"]
+    assert {"vms", "bogus"} <= set(fields)
+    unknown = staff_api.put(reverse("staff-api:plan-service", args=[plan.pk, "nope"]), {"offer": {}}, format="json")
+    assert_error(unknown, 404)
+
+
+def test_addons_crud_and_retire(staff_api, plan):
+    body = {"name": "+4 vCPU", "plans": [plan.pk], "max_per_subscription": 2, "quotas": {"vm_cloud": {"cores": 4}}}
+    created = staff_api.post(reverse("staff-api:addon-list"), body, format="json")
+    assert created.status_code == 201, created.content
+    addon = created.json()
+    assert addon["plans"] == [plan.pk] and addon["quotas"] == [
+        {"service": "vm_cloud", "key": "cores", "label": "vCPU cores", "unit": "", "value": 4}
+    ]
+    url = reverse("staff-api:addon-detail", args=[addon["id"]])
+    put = staff_api.put(url, {**body, "quotas": {"vm_cloud": {"cores": 4, "memory_mb": 8192}}}, format="json")
+    assert put.status_code == 200 and len(put.json()["quotas"]) == 2
+    retired = staff_api.post(reverse("staff-api:addon-state", args=[addon["id"]]), {"state": "retired"}, format="json")
+    assert retired.json()["state"] == "retired"
+    bad_body = {**body, "name": "GPU", "quotas": {"vm_cloud": {"gpus": 1}}}
+    bad = staff_api.post(reverse("staff-api:addon-list"), bad_body, format="json")
+    assert "vm_cloud.gpus" in assert_error(bad, 400)["fields"]
+
+
+def test_lowered_quota_shows_the_subscription_over_quota(staff_api, plan, subscription, endpoint):
+    make_vm(subscription, endpoint, "a", run=False)
+    make_vm(subscription, endpoint, "b", run=False)
+    url = reverse("staff-api:plan-service", args=[plan.pk, "vm_cloud"])
+    staff_api.put(url, {"offer": {"cloud": plan.vm_cloud_service.cloud_id}, "quotas": {"vms": 1}}, format="json")
+    quotas = staff_api.get(reverse("staff-api:subscription-quotas", args=[subscription.pk])).json()
+    vms = next(q for q in quotas if q["key"] == "vms")
+    assert (vms["limit"], vms["used"], vms["over"]) == (1, 2, 1)
 
 
 # --- subscriptions, accounts, jobs ------------------------------------------------------------------
@@ -163,13 +231,19 @@ def test_jobs_list_all_tenants_and_filters_by_state(staff_api, subscription, oth
 
 @pytest.mark.parametrize(
     ("route", "max_queries"),
-    [("plan-list", 4), ("subscription-list", 4), ("account-list", 4), ("cloud-list", 4)],
+    [("plan-list", 9), ("subscription-list", 4), ("account-list", 4), ("cloud-list", 4), ("addon-list", 6)],
 )
-def test_staff_lists_do_not_grow_with_rows(staff_api, endpoint, route, max_queries, django_assert_max_num_queries):
-    for _ in range(60):
+@pytest.mark.parametrize("size", [3, 60])
+def test_staff_lists_do_not_grow_with_rows(
+    staff_api, endpoint, route, max_queries, size, django_assert_max_num_queries
+):
+    for i in range(size):
         user = factories.UserFactory()
         sub = factories.make_subscription(user, factories.make_plan(endpoint))
         make_vm(sub, endpoint, run=False)
+        addon_save(name=f"Pack {i}", plans=[sub.plan], quotas={"vm_cloud": {"cores": 1}})
+    # plans: count, page, add-ons, then offers (plan rows, offers, 2 allow-lists); add-ons: count, page,
+    # 2 prefetches (and the session's own reads)
     with django_assert_max_num_queries(max_queries):
         body = staff_api.get(reverse(f"staff-api:{route}")).json()
     assert len(body["results"]) == min(body["count"], 50) and body["count"] >= 2

@@ -40,6 +40,21 @@ def test_staff_list_filters_by_plan_state_owner_sync_state_and_search(
     assert_error(staff_api.get(url + "?state=asleep"), 400, "invalid")
 
 
+def test_staff_list_filters_over_quota(staff_api, endpoint, plan, subscription, other_subscription):
+    """Over quota is use above a lowered plan quota, counted live (tenants.plan_services)."""
+    from tenants.services import plan_quotas_set
+
+    for i in range(2):
+        factories.make_vm(subscription, endpoint, f"vm{i}", run=False)
+    plan_quotas_set(plan=plan, service="vm_cloud", quotas={"vms": 1})
+    url = staff_url("subscription-list")
+    over = staff_api.get(url + "?over_quota=true").json()["results"]
+    assert [row["id"] for row in over] == [str(subscription.pk)]
+    within = staff_api.get(url + "?over_quota=false&state=active").json()["results"]
+    assert [row["id"] for row in within] == [str(other_subscription.pk)]
+    assert_error(staff_api.get(url + "?over_quota=maybe"), 400, "invalid")
+
+
 def test_staff_list_query_count_does_not_grow(staff_api, plan, django_assert_max_num_queries):
     plan.max_subscriptions_per_account = 1
     plan.save()

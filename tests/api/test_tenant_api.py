@@ -19,6 +19,7 @@ from fabric.models import HardwareProfile, VirtualMachine, VMState, VMTemplate
 from fabric.selectors import vm_active_jobs, vm_list
 from portal.models import Job, JobState
 from tenants.models import Subscription
+from tenants.services import addon_save, plan_invitation_rotate
 from tests import factories
 
 from .conftest import api_client, assert_error, make_vm
@@ -55,11 +56,18 @@ def test_a_staff_account_cannot_use_the_tenant_api(staff_user):
 # --- plans and subscriptions -----------------------------------------------------------------------
 
 
-def test_plans_lists_public_plans_with_their_vm_quotas(api, plan, endpoint):
+def test_plans_lists_public_plans_with_their_services(api, plan, endpoint):
     private = factories.make_plan(endpoint, public=False)
     body = api.get(reverse("tenant-api:plan-list")).json()
     assert [p["id"] for p in body["results"]] == [plan.pk]
-    assert body["results"][0]["vm_cloud"] == {"max_vms": 10, "max_cores": 16, "max_memory_mb": 32768}
+    (service,) = body["results"][0]["services"]
+    assert service["service"] == "vm_cloud" and "target" not in service  # no fabric for tenants
+    assert {q["key"]: q["limit"] for q in service["quotas"]} == {
+        "vms": 10,
+        "cores": 16,
+        "memory_mb": 32768,
+        "console": None,
+    }
     assert api.get(reverse("tenant-api:plan-detail", args=[plan.pk])).json()["name"] == plan.name
     assert_error(api.get(reverse("tenant-api:plan-detail", args=[private.pk])), 404, "not_found")
 
@@ -100,7 +108,11 @@ def test_quotas_show_limit_use_and_remaining(api, subscription, endpoint):
         "service": "vm_cloud",
         "key": "vms",
         "label": "Virtual machines",
+        "kind": "number",
+        "plan_limit": 10,
+        "addon_extra": 0,
         "limit": 10,
+        "over": 0,
         "used": 1,
         "remaining": 9,
         "unit": "",
@@ -108,6 +120,50 @@ def test_quotas_show_limit_use_and_remaining(api, subscription, endpoint):
     }
     assert (quotas["cores"]["used"], quotas["cores"]["remaining"]) == (small.cpu, 16 - small.cpu)
     assert quotas["memory_mb"]["unit"] == "MB"
+
+
+def test_buy_and_remove_an_addon_through_the_api(api, subscription, plan, other_subscription):
+    addon = addon_save(name="+4 vCPU", plans=[plan], max_per_subscription=1, quotas={"vm_cloud": {"cores": 4}})
+    url = reverse("tenant-api:subscription-addons", args=[subscription.pk])
+    listed = api.get(url).json()
+    assert [(r["addon"]["id"], r["quantity"]) for r in listed] == [(addon.pk, 0)]
+    bought = api.post(url, {"addon": addon.pk}, format="json")
+    assert bought.status_code == 200 and bought.json()[0]["quantity"] == 1
+    cores = next(
+        q
+        for q in api.get(reverse("tenant-api:subscription-quotas", args=[subscription.pk])).json()
+        if q["key"] == "cores"
+    )
+    assert (cores["plan_limit"], cores["addon_extra"], cores["limit"]) == (16, 4, 20)
+    assert_error(api.post(url, {"addon": addon.pk}, format="json"), 409, "conflict")  # at its maximum
+    remove = reverse("tenant-api:subscription-addon-remove", args=[subscription.pk, addon.pk])
+    assert api.delete(remove).json()[0]["quantity"] == 0
+    assert_error(api.delete(remove), 404)
+    # Another tenant's subscription: 404, whatever the add-on.
+    other = reverse("tenant-api:subscription-addons", args=[other_subscription.pk])
+    assert_error(api.post(other, {"addon": addon.pk}, format="json"), 404)
+    assert_error(
+        api.delete(reverse("tenant-api:subscription-addon-remove", args=[other_subscription.pk, addon.pk])), 404
+    )
+
+
+def test_subscribe_to_a_private_plan_with_its_invitation_code(api, tenant_user, endpoint):
+    private = factories.make_plan(endpoint, public=False)
+    url = reverse("tenant-api:subscription-list")
+    assert_error(api.post(url, {"plan": private.pk}, format="json"), 400)  # not visible: a field error
+    assert_error(api.post(url, {"invitation_code": "guess"}, format="json"), 409, "not_allowed")
+    code = plan_invitation_rotate(plan=private)
+    response = api.post(url, {"invitation_code": code}, format="json")
+    assert response.status_code == 201 and response.json()["plan"]["id"] == private.pk
+
+
+@pytest.mark.parametrize("size", [2, 9])
+def test_plan_list_costs_the_same_queries_at_any_size(api, endpoint, size, django_assert_num_queries):
+    for _ in range(size):
+        factories.make_plan(endpoint)
+    # authentication (2), count, page; offers: plan rows, offers, 2 allow-lists
+    with django_assert_num_queries(8):
+        assert len(api.get(reverse("tenant-api:plan-list")).json()["results"]) == size
 
 
 def test_catalog_lists_what_the_subscription_may_use(api, subscription, endpoint, tmp_path):

@@ -35,8 +35,10 @@ from portal.models import AuditEntry, Job, JobState
 from tenants.models import Plan
 from tenants.services import (
     account_lock,
+    addon_save,
     coadmin_add,
     email_verification_token,
+    plan_invitation_rotate,
     signup_invitation_create,
     staff_account_create,
     token_create,
@@ -78,6 +80,8 @@ class World:
     coadmin: Any
     helper: Any
     operator: Any
+    addon: Any = None
+    invitation_code: str = ""
 
     def objects(self) -> dict[str, str]:
         """The id a route's bare `pk` stands for, by the route name's first word."""
@@ -94,6 +98,7 @@ class World:
             "account": str(self.tenant.pk),
             "invitation": str(self.invitation.pk),
             "staff": str(self.operator.pk),
+            "addon": str(self.addon.pk),
         }
 
 
@@ -112,7 +117,7 @@ def world(staff_user, tenant_user, endpoint, plan, subscription, monkeypatch) ->
     failed_job.refresh_from_db()
     assert failed_job.state == JobState.FAILED
     stopped.refresh_from_db()
-    return World(
+    w = World(
         staff=staff_user,
         tenant=tenant_user,
         endpoint=endpoint,
@@ -134,7 +139,10 @@ def world(staff_user, tenant_user, endpoint, plan, subscription, monkeypatch) ->
         coadmin=coadmin_add(subscription=subscription, by=tenant_user, email=helper.email),
         helper=factories.UserFactory(email="helper2@example.test"),
         operator=staff_account_create(email="operator@example.test", role="operator", password=factories.PASSWORD),
+        addon=addon_save(name="World pack", plans=[plan], max_per_subscription=3, quotas={"vm_cloud": {"cores": 4}}),
     )
+    w.invitation_code = plan_invitation_rotate(plan=w.private_plan)
+    return w
 
 
 @dataclass(frozen=True)
@@ -225,6 +233,13 @@ def _unverified(user: Any) -> Any:
     return user
 
 
+def _held_addon(w: World) -> None:
+    """The subscription holds one of the world's add-on (to remove it)."""
+    from tenants.services import subscription_addon_buy
+
+    subscription_addon_buy(subscription=w.subscription, addon=w.addon, user=w.tenant)
+
+
 # (site, route name) -> the valid requests that mutate through it.
 MUTATIONS: dict[tuple[str, str], list[Case]] = {
     # --- both sites' own pages
@@ -263,10 +278,41 @@ MUTATIONS: dict[tuple[str, str], list[Case]] = {
     ],
     ("staff", "staff:plan"): [
         Case(
-            "plan.vm_cloud.set",
+            "plan.update",
             kwargs=pk(lambda w: w.plan),
-            body=lambda w: {"cloud": w.cloud.pk, "max_vms": 5, "max_cores": "", "max_memory_mb": ""},
+            body=lambda w: {"name": "Renamed", "description": "", "max_subscriptions_per_account": 2},
         )
+    ],
+    ("staff", "staff:plan-service"): [
+        Case(
+            "plan.service.set",
+            kwargs=lambda w: {"pk": w.plan.pk, "service": "vm_cloud"},
+            body=lambda w: {"vm_cloud-offer-cloud": w.cloud.pk, "vm_cloud-quota-vms": 20},
+        )
+    ],
+    ("staff", "staff:plan-service-remove"): [
+        Case("plan.service.remove", kwargs=lambda w: {"pk": w.private_plan.pk, "service": "vm_cloud"})
+    ],
+    ("staff", "staff:plan-clone"): [Case("plan.clone", kwargs=pk(lambda w: w.plan), body=lambda w: {"name": "Copy"})],
+    ("staff", "staff:plan-invitation"): [
+        Case("plan.invitation.rotate", kwargs=pk(lambda w: w.private_plan)),
+        Case("plan.invitation.clear", kwargs=pk(lambda w: w.private_plan), body=lambda w: {"action": "clear"}),
+    ],
+    ("staff", "staff:addon-create"): [
+        Case(
+            "addon.save",
+            body=lambda w: {"name": "New pack", "max_per_subscription": 1, "plans": [w.plan.pk], "vm_cloud__cores": 2},
+        )
+    ],
+    ("staff", "staff:addon"): [
+        Case(
+            "addon.save",
+            kwargs=pk(lambda w: w.addon),
+            body=lambda w: {"name": "Pack 2", "max_per_subscription": 3, "plans": [w.plan.pk], "vm_cloud__cores": 2},
+        )
+    ],
+    ("staff", "staff:addon-state"): [
+        Case("addon.set_state", kwargs=pk(lambda w: w.addon), body=lambda w: {"state": "retired"})
     ],
     ("staff", "staff:plan-state"): [
         Case("plan.set_state", kwargs=pk(lambda w: w.private_plan), body=lambda w: {"state": "public"})
@@ -282,16 +328,72 @@ MUTATIONS: dict[tuple[str, str], list[Case]] = {
     ("staff", "staff-api:plan-state"): [
         Case("plan.set_state", kwargs=pk(lambda w: w.private_plan), body=lambda w: {"state": "public"})
     ],
-    ("staff", "staff-api:plan-vm-cloud"): [
+    ("staff", "staff-api:plan-detail"): [
+        Case("plan.update", method="patch", kwargs=pk(lambda w: w.plan), body=lambda w: {"name": "API renamed"})
+    ],
+    ("staff", "staff-api:plan-clone"): [
+        Case("plan.clone", kwargs=pk(lambda w: w.plan), body=lambda w: {"name": "API copy"})
+    ],
+    ("staff", "staff-api:plan-invitation"): [
+        Case("plan.invitation.rotate", kwargs=pk(lambda w: w.private_plan)),
+        Case("plan.invitation.clear", method="delete", kwargs=pk(lambda w: w.private_plan)),
+    ],
+    ("staff", "staff-api:plan-service"): [
         Case(
-            "plan.vm_cloud.set",
+            "plan.service.set",
             method="put",
-            kwargs=pk(lambda w: w.plan),
-            body=lambda w: {"cloud": w.cloud.pk, "max_vms": 3, "max_cores": None, "max_memory_mb": None},
+            kwargs=lambda w: {"pk": w.plan.pk, "service": "vm_cloud"},
+            body=lambda w: {"offer": {"cloud": w.cloud.pk}, "quotas": {"vms": 20}},
+        ),
+        Case(
+            "plan.service.remove",
+            method="delete",
+            kwargs=lambda w: {"pk": w.private_plan.pk, "service": "vm_cloud"},
+        ),
+    ],
+    ("staff", "staff-api:addon-list"): [
+        Case(
+            "addon.save",
+            body=lambda w: {"name": "API pack", "plans": [w.plan.pk], "quotas": {"vm_cloud": {"cores": 2}}},
         )
+    ],
+    ("staff", "staff-api:addon-detail"): [
+        Case(
+            "addon.save",
+            method="put",
+            kwargs=pk(lambda w: w.addon),
+            body=lambda w: {"name": "API pack 2", "plans": [w.plan.pk], "quotas": {"vm_cloud": {"cores": 2}}},
+        )
+    ],
+    ("staff", "staff-api:addon-state"): [
+        Case("addon.set_state", kwargs=pk(lambda w: w.addon), body=lambda w: {"state": "retired"})
     ],
     # --- tenant pages
     ("tenant", "tenant:plan-subscribe"): [Case("subscription.create", kwargs=pk(lambda w: w.other_plan))],
+    ("tenant", "tenant:plan-join"): [
+        Case("subscription.create", body=lambda w: {"invitation_code": w.invitation_code})
+    ],
+    ("tenant", "tenant:subscription-addon-buy"): [
+        Case("subscription.addon.buy", kwargs=lambda w: {"pk": w.subscription.pk, "addon_pk": w.addon.pk})
+    ],
+    ("tenant", "tenant:subscription-addon-remove"): [
+        Case(
+            "subscription.addon.remove",
+            kwargs=lambda w: {"pk": w.subscription.pk, "addon_pk": w.addon.pk},
+            before=lambda w, client: _held_addon(w),
+        )
+    ],
+    ("tenant", "tenant-api:subscription-addons"): [
+        Case("subscription.addon.buy", kwargs=pk(lambda w: w.subscription), body=lambda w: {"addon": w.addon.pk})
+    ],
+    ("tenant", "tenant-api:subscription-addon-remove"): [
+        Case(
+            "subscription.addon.remove",
+            method="delete",
+            kwargs=lambda w: {"pk": w.subscription.pk, "addon_pk": w.addon.pk},
+            before=lambda w, client: _held_addon(w),
+        )
+    ],
     ("tenant", "tenant:vm-create"): [Case("vm.create", body=_vm_form)],
     ("tenant", "tenant:vm-bulk-action"): [
         Case("vm.stop", body=lambda w: {"action": "stop", "vm": str(w.running.pk)}),

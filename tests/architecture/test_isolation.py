@@ -35,8 +35,8 @@ from django.utils.http import urlsafe_base64_encode
 from fabric.lifecycle import VM_ACTIONS
 from fabric.models import VirtualMachine
 from portal.models import AuditEntry, Job
-from tenants.models import APIToken, Plan, Subscription, SubscriptionCoAdmin, User
-from tenants.services import coadmin_add, coadmin_remove, token_create
+from tenants.models import APIToken, Plan, Subscription, SubscriptionAddOn, SubscriptionCoAdmin, User
+from tenants.services import addon_save, coadmin_add, coadmin_remove, subscription_addon_buy, token_create
 from tenants.views.staff import SUBSCRIPTION_PAGE_ACTIONS
 from tests import factories
 
@@ -51,6 +51,8 @@ OBJECT_KWARGS = {
     "plan_id": "plan",
     "plan_pk": "plan",
     "coadmin_pk": "coadmin",
+    "addon_id": "addon",
+    "addon_pk": "addon",
 }
 # ... or, for a bare `pk`/`id`, by the route name's first word (`vm-action`, `subscription-quotas`).
 ID_KWARGS = {"pk", "id", "uuid"}
@@ -62,6 +64,7 @@ ROUTE_RESOURCES = {
     "plan": "plan",
     "token": "token",
     "audit": "audit",
+    "addon": "addon",
 }
 # Kwargs that aren't object ids: every value is tried. The signed links mailed to an account
 # (password reset, email verification) are tried with B's account id and a forged token.
@@ -69,8 +72,9 @@ VALUE_KWARGS = {"action": [*VM_ACTIONS, *SUBSCRIPTION_PAGE_ACTIONS], "token": ["
 # Routes reached through a signed link rather than an object id: with a forged token they answer a
 # page saying the link doesn't work (not a 404), and change nothing (checked below).
 SIGNED_LINK_ROUTES = {"password-reset-confirm", "verify-email"}
-# What only a subscription's owner may do: a co-administrator gets 403. (Add-ons join this list
-# with their routes.)
+# What only a subscription's owner may do: a co-administrator gets 403. Buying an add-on through the
+# API shares its route with the list a co-administrator may read: there the service answers 403
+# (tests/api).
 OWNER_ONLY = {
     "tenant:subscription-cancel",
     "tenant-api:subscription-cancel",
@@ -78,6 +82,9 @@ OWNER_ONLY = {
     "tenant:subscription-coadmin-remove",
     "tenant-api:subscription-coadmins",
     "tenant-api:subscription-coadmin-remove",
+    "tenant:subscription-addon-buy",
+    "tenant:subscription-addon-remove",
+    "tenant-api:subscription-addon-remove",
 }
 METHODS = ("get", "post", "put", "patch", "delete")
 UUID_PATTERN = r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}"
@@ -145,6 +152,7 @@ def snapshot() -> dict:
         "tokens": list(APIToken.objects.order_by("pk").values_list("pk", "revoked_at", "last_used_at")),
         "coadmins": list(SubscriptionCoAdmin.objects.order_by("pk").values_list("pk", "subscription_id", "user_id")),
         "accounts": list(User.objects.order_by("pk").values_list("pk", "password", "email_verified_at", "is_active")),
+        "addons": list(SubscriptionAddOn.objects.order_by("pk").values_list("pk", "subscription_id", "quantity")),
     }
 
 
@@ -178,6 +186,7 @@ def missing_objects() -> dict[str, str]:
         "token": str(uuid.uuid4()),
         "coadmin": str(uuid.uuid4()),
         "audit": "987654321",
+        "addon": "987654322",
     }
 
 
@@ -188,15 +197,21 @@ def leaks(client: Client, route: Route, objects: dict[str, str]) -> list[str]:
 
 @pytest.fixture
 def tenant_b_objects(other_subscription, endpoint) -> dict[str, str]:
-    """Tenant B's running VM, its subscription, a job, an API token, a co-administrator and an audit
-    entry of its subscription; and a plan no tenant can see."""
+    """Tenant B's running VM, its subscription, a job, an API token, a co-administrator, an audit
+    entry of its subscription and an add-on it holds (offered only with B's own plan); and a plan no
+    tenant can see."""
     vm, job = factories.make_vm_job(other_subscription, endpoint, "b-vm")
     factories.run_queued_jobs()
     private = factories.make_plan(endpoint, public=False)
     token, _ = token_create(user=other_subscription.owner, name="b-token", scope="write")
     b_helper = factories.UserFactory(email="b-coadmin@example.test")
     b_coadmin = coadmin_add(subscription=other_subscription, by=other_subscription.owner, email=b_helper.email)
+    b_plan = factories.make_plan(endpoint)
+    b_sub = factories.make_subscription(other_subscription.owner, b_plan)
+    addon = addon_save(name="B pack", plans=[b_plan], quotas={"vm_cloud": {"cores": 2}})
+    subscription_addon_buy(subscription=b_sub, addon=addon, user=b_sub.owner)
     return {
+        "addon": str(addon.pk),
         "vm": str(vm.pk),
         "subscription": str(other_subscription.pk),
         "job": str(job.pk),
@@ -270,7 +285,13 @@ def b_fingerprints(objects: dict[str, str]) -> list[str]:
 @pytest.mark.parametrize("route", ALL_TENANT_ROUTES, ids=str)
 def test_b_ids_in_filters_and_bodies_show_and_change_nothing_of_b(route, tenant_b_objects, tenant_client, subscription):
     objects = tenant_b_objects
-    ids = {"subscription": objects["subscription"], "vm": objects["vm"], "job": objects["job"], "plan": objects["plan"]}
+    ids = {
+        "subscription": objects["subscription"],
+        "vm": objects["vm"],
+        "job": objects["job"],
+        "plan": objects["plan"],
+        "addon": objects["addon"],
+    }
     body = {**ids, "name": "a-vm", "admin_password": factories.VM_PASSWORD, "ids": objects["job"]}
     before = snapshot()
     marks = b_fingerprints(objects)
@@ -291,6 +312,7 @@ def test_b_ids_in_filters_and_bodies_show_and_change_nothing_of_b(route, tenant_
     assert b_vms(after) == b_vms(before) and after["subscriptions"] == before["subscriptions"]
     assert VirtualMachine.objects.filter(subscription_id=objects["subscription"]).count() == 1
     assert after["plans"] == before["plans"]
+    assert after["addons"] == before["addons"]
 
 
 @pytest.mark.parametrize("route", ALL_TENANT_ROUTES, ids=str)
@@ -339,7 +361,10 @@ def a_objects(subscription, tenant_user, coadmin, endpoint) -> dict[str, str]:
     token, _ = token_create(user=tenant_user, name="a-token", scope="write")
     factories.UserFactory(email="second-coadmin@example.test")
     second = coadmin_add(subscription=subscription, by=tenant_user, email="second-coadmin@example.test")
+    addon = addon_save(name="A pack", plans=[subscription.plan], quotas={"vm_cloud": {"cores": 2}})
+    subscription_addon_buy(subscription=subscription, addon=addon, user=tenant_user)
     return {
+        "addon": str(addon.pk),
         "vm": str(vm.pk),
         "subscription": str(subscription.pk),
         "job": str(job.pk),

@@ -23,7 +23,7 @@ from django.urls import URLPattern, URLResolver, get_resolver, include, path, re
 
 from portal.access import Capability, StaffRole, route_capabilities
 from portal.models import AuditEntry
-from tenants.services import signup_invitation_create, token_create
+from tenants.services import addon_save, signup_invitation_create, token_create
 from tenants.views.staff import SUBSCRIPTION_PAGE_ACTIONS
 from tests import factories
 
@@ -132,10 +132,11 @@ ROUTE_OBJECTS = {
     "subscription": "subscription",
     "invitation": "invitation",
     "audit": "audit",
+    "addon": "addon",
 }
 ID_KWARGS = {"pk", "id"}
 # Kwargs that aren't object ids: every value is tried.
-VALUE_KWARGS = {"action": list(SUBSCRIPTION_PAGE_ACTIONS)}
+VALUE_KWARGS = {"action": list(SUBSCRIPTION_PAGE_ACTIONS), "service": ["vm_cloud"]}
 
 
 def object_for(route: StaffRoute, kwarg: str) -> str:
@@ -190,6 +191,7 @@ def staff_objects(subscription, endpoint, staff_user, operator) -> dict[str, str
     factories.run_queued_jobs()
     token, _ = token_create(user=operator, name="mine", scope="write")
     invitation, _, _ = signup_invitation_create(by=staff_user, email="invited@example.test", link=lambda code: code)
+    addon = addon_save(name="Pack", plans=[subscription.plan], quotas={"vm_cloud": {"cores": 4}})
     AccessAttempt.objects.create(
         username=subscription.owner.email,
         ip_address="192.0.2.7",
@@ -211,6 +213,7 @@ def staff_objects(subscription, endpoint, staff_user, operator) -> dict[str, str
         "staff_account": str(staff_user.pk),
         "invitation": str(invitation.pk),
         "audit": str(AuditEntry.objects.filter(subscription=subscription).values_list("pk", flat=True).first()),
+        "addon": str(addon.pk),
     }
 
 
@@ -347,3 +350,12 @@ def test_an_undeclared_viewset_action_is_named():
     problems = undeclared(routes)
     assert len(problems) == 1 and problems[0].startswith("widget-melt (")
     assert "WidgetViewSet, POST): add 'melt' to the viewset's `capabilities" in problems[0]
+
+
+def test_an_operator_reads_the_add_ons_but_is_offered_no_change(operator_client, subscription):
+    addon = addon_save(name="Pack", plans=[subscription.plan], quotas={"vm_cloud": {"cores": 4}})
+    body = operator_client.get(reverse("staff:addons")).content.decode()
+    assert "Pack" in body and "+4 vCPU cores" in body
+    assert reverse("staff:addon-create") not in body and reverse("staff:addon-state", args=[addon.pk]) not in body
+    assert reverse("staff:addon", args=[addon.pk]) not in body
+    assert operator_client.get(reverse("staff:addon", args=[addon.pk])).status_code == 403

@@ -34,9 +34,9 @@ def test_staff_list_pages_every_entry_with_queries_that_do_not_grow(
     staff_client, subscription, count, django_assert_num_queries
 ):
     many_entries(count, subscription=subscription)
-    # session, user, the page (with its subscriptions); rail: endpoints, plans, accounts,
+    # session, user, the page (with its subscriptions); rail: endpoints, plans, add-ons, accounts,
     # subscriptions, running jobs
-    with django_assert_num_queries(8):
+    with django_assert_num_queries(9):
         body = staff_client.get(reverse("staff:audit")).content.decode()
     newest = list(AuditEntry.objects.values_list("pk", flat=True))
     assert entry_ids(body) == newest[:50]

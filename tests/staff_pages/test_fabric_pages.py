@@ -39,7 +39,7 @@ def test_unlimited_capacity_shows_infinity(staff_client, endpoint):
 def test_fabric_page_query_count_does_not_grow_with_endpoints(staff_client, tmp_path, django_assert_max_num_queries):
     for i in range(6):
         factories.make_endpoint(tmp_path, name=f"Sim {i}")
-    with django_assert_max_num_queries(11):
+    with django_assert_max_num_queries(12):
         response = staff_client.get(reverse("staff:endpoints"))
     assert response.content.decode().count("Stamp 01") == 6
 
@@ -131,12 +131,12 @@ def test_anonymous_is_sent_to_sign_in(staff_site, client, endpoint):
 
 
 def test_endpoint_detail_query_count_is_pinned(staff_client, endpoint, django_assert_max_num_queries):
-    with django_assert_max_num_queries(13):
+    with django_assert_max_num_queries(14):
         response = staff_client.get(reverse("staff:endpoint", args=[endpoint.pk]))
     assert "Windows Server 2022 Datacenter" in response.content.decode()
 
 
 def test_overview_shows_clouds_capacity_and_plans(staff_client, plan, django_assert_max_num_queries):
-    with django_assert_max_num_queries(11):
+    with django_assert_max_num_queries(12):
         body = staff_client.get(reverse("staff:dashboard")).content.decode()
     assert "Gold" in body and "0 / 64" in body and plan.name in body

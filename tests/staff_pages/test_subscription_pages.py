@@ -8,7 +8,7 @@ from django.urls import reverse
 
 from fabric.models import VirtualMachine, VMState
 from tenants.models import Subscription, SubscriptionState, SyncState
-from tenants.services import subscription_suspend
+from tenants.services import plan_quotas_set, subscription_suspend
 from tests import factories
 from tests.factories import run_queued_jobs
 
@@ -42,14 +42,42 @@ def test_list_query_count_is_pinned_at_two_sizes(staff_client, plan, size, djang
     plan.save()
     for _ in range(size):
         factories.make_subscription(factories.UserFactory(), plan)
-    # The same count at both sizes: the page, the filters' plan choices (validated and listed), VM counts.
-    with django_assert_max_num_queries(12):
+    # The same count at both sizes: session, user, count, page; the filters' plan choices (validated
+    # and listed); quotas: plan rows, offers (+2 allow-lists), add-ons, usage; rail (6).
+    with django_assert_max_num_queries(4 + 2 + 6 + 6):
         response = staff_client.get(reverse("staff:subscriptions") + f"?plan={plan.pk}&state=active")
     body = response.content.decode()
     assert rows(body) == min(size, 50)
     if size > 50:
         assert "Page 1 of 2 (60 items)" in body
         assert f"plan={plan.pk}" in body.split('class="pagination"', 1)[1]  # the filters survive paging
+
+
+@pytest.mark.parametrize("size", [2, 12])
+def test_over_quota_filter_lists_subscriptions_over_a_lowered_quota_with_by_how_much(
+    staff_client, endpoint, size, django_assert_num_queries
+):
+    plan = factories.make_plan(endpoint, max_vms=5)
+    plan.max_subscriptions_per_account = 1
+    plan.save()
+    subs = [factories.make_subscription(factories.UserFactory(), plan) for _ in range(size)]
+    over = subs[0]
+    for i in range(3):
+        factories.make_vm(over, endpoint, f"vm{i}", run=False)
+    factories.make_vm(subs[1], endpoint, "fits", run=False)
+    plan_quotas_set(plan=plan, service="vm_cloud", quotas={"vms": 2})
+    url = reverse("staff:subscriptions")
+    # session, user; over-quota ids (the filtered subscriptions, then plan rows, offers +2
+    # allow-lists, add-ons, usage); count, page; the page's quotas (the same six); the plan filter's
+    # choices; rail (6)
+    with django_assert_num_queries(2 + 7 + 2 + 6 + 1 + 6):
+        body = staff_client.get(url + "?over_quota=true").content.decode()
+    assert rows(body) == 1 and over.owner.email in body
+    assert "Over quota: Virtual machines by 1" in body
+    body = staff_client.get(url + "?over_quota=false").content.decode()
+    assert rows(body) == size - 1 and over.owner.email not in body and "Over quota:" not in body
+    body = staff_client.get(url).content.decode()
+    assert rows(body) == size and body.count("Over quota:") == 1
 
 
 def test_staff_create_a_subscription_for_an_account_on_a_private_plan(staff_client, endpoint, tenant_user):

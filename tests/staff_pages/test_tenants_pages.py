@@ -3,8 +3,11 @@
 import pytest
 from django.urls import reverse
 
-from fabric.models import Cloud, VMCloudPlanService
-from tenants.models import Plan, PlanState
+from fabric.models import Cloud, HardwareProfile, VirtualMachine, VMCloudPlanService
+from portal.exceptions import QuotaExceeded
+from tenants.models import AddOn, Plan, PlanState
+from tenants.plan_services import quota_offer
+from tenants.services import addon_save, plan_find_by_invitation, plan_set_state, subscription_addon_buy
 from tests import factories
 
 
@@ -16,12 +19,29 @@ from tests import factories
         "staff:plan-create",
         "staff:accounts",
         "staff:subscriptions",
+        "staff:addons",
+        "staff:addon-create",
         "staff:endpoints",
         "staff:endpoint-create",
     ],
 )
 def test_each_page_renders(staff_client, subscription, name):
     assert staff_client.get(reverse(name)).status_code == 200
+
+
+def vm_cloud_post(cloud, *, vms="", cores="", memory_mb="", console=True, sizes=(), templates=()):
+    """The plan editor's VM cloud section as a browser posts it."""
+    data = {
+        "vm_cloud-offer-cloud": cloud.pk if cloud is not None else "",
+        "vm_cloud-quota-vms": vms,
+        "vm_cloud-quota-cores": cores,
+        "vm_cloud-quota-memory_mb": memory_mb,
+        "vm_cloud-offer-hardware_profiles": [p.pk for p in sizes],
+        "vm_cloud-offer-templates": [t.pk for t in templates],
+    }
+    if console:
+        data["vm_cloud-quota-console"] = "on"
+    return data
 
 
 def test_create_plan_add_vm_cloud_and_make_it_public_end_to_end(staff_client, endpoint, tenant_user):
@@ -36,22 +56,103 @@ def test_create_plan_add_vm_cloud_and_make_it_public_end_to_end(staff_client, en
 
     page = staff_client.get(response["Location"]).content.decode()
     assert "Simulator / Stamp 01 / Silver" in page  # cloud choices are labelled endpoint / stamp / cloud
+    assert "Add virtual machines" in page and "a change applies at once" in page
 
     silver = Cloud.objects.get(stamp__endpoint=endpoint, name="Silver")
+    small = HardwareProfile.objects.get(endpoint=endpoint, name="Small")
     response = staff_client.post(
-        reverse("staff:plan", args=[plan.pk]),
-        {"cloud": silver.pk, "max_vms": "5", "max_cores": "", "max_memory_mb": "8192"},
+        reverse("staff:plan-service", args=[plan.pk, "vm_cloud"]),
+        vm_cloud_post(silver, vms="5", memory_mb="8192", console=False, sizes=[small]),
     )
     assert response.status_code == 302
     service = VMCloudPlanService.objects.get(plan=plan)
-    assert (service.cloud, service.max_vms, service.max_cores, service.max_memory_mb) == (silver, 5, None, 8192)
+    assert service.cloud == silver and list(service.hardware_profiles.all()) == [small]
+    assert {q.key: q.limit for q in quota_offer(plan)} == {"vms": 5, "cores": None, "memory_mb": 8192, "console": 0}
 
     response = staff_client.post(reverse("staff:plan-state", args=[plan.pk]), {"state": "public"}, follow=True)
     assert "now public" in response.content.decode()
     assert Plan.objects.visible_to(tenant_user).filter(pk=plan.pk).exists()
 
     listing = staff_client.get(reverse("staff:plans")).content.decode()
-    assert "Simulator / Stamp 01 / Silver" in listing and "5 / ∞ / 8192" in listing
+    assert "Simulator / Stamp 01 / Silver" in listing
+    assert "Virtual machines: 5 · vCPU cores: Unlimited · Memory: 8192 MB · Console access: no" in listing
+
+
+def test_removing_a_service_is_refused_while_a_subscription_uses_it(staff_client, plan, subscription, endpoint):
+    vm = factories.make_vm(subscription, endpoint, "web01")
+    plan_set_state(plan=plan, state=PlanState.PRIVATE)
+    url = reverse("staff:plan-service-remove", args=[plan.pk, "vm_cloud"])
+    body = staff_client.post(url, follow=True).content.decode()
+    assert "still use virtual machines" in body and VMCloudPlanService.objects.filter(plan=plan).exists()
+    VirtualMachine.objects.filter(pk=vm.pk).update(state="deleted")
+    body = staff_client.post(url, follow=True).content.decode()
+    assert "no longer offers virtual machines" in body and not VMCloudPlanService.objects.filter(plan=plan).exists()
+    assert staff_client.post(reverse("staff:plan-service", args=[plan.pk, "nope"])).status_code == 404
+
+
+def test_lowering_a_quota_names_the_subscriptions_now_over_it(staff_client, plan, subscription, endpoint):
+    for i in range(3):
+        factories.make_vm(subscription, endpoint, f"web{i}")
+    gold = Cloud.objects.get(stamp__endpoint=endpoint, name="Gold")
+    response = staff_client.post(
+        reverse("staff:plan-service", args=[plan.pk, "vm_cloud"]), vm_cloud_post(gold, vms="1"), follow=True
+    )
+    body = response.content.decode()
+    assert "1 subscription(s) of" in body and "are now over quota" in body
+    assert f"{subscription.name}: Virtual machines 3 of 1 (+2)" in body
+    assert "1 subscription over quota" in body  # the plan page's panel, with by how much
+    # It keeps its VMs and is refused a new one.
+    assert VirtualMachine.objects.filter(subscription=subscription).count() == 3
+    with pytest.raises(QuotaExceeded):
+        factories.make_vm(subscription, endpoint, "web9")
+
+
+def test_clone_copies_services_quotas_and_allow_lists_as_a_private_plan(staff_client, plan, endpoint):
+    small = HardwareProfile.objects.get(endpoint=endpoint, name="Small")
+    VMCloudPlanService.objects.get(plan=plan).hardware_profiles.set([small])
+    response = staff_client.post(reverse("staff:plan-clone", args=[plan.pk]), {"name": "Gold copy"})
+    clone = Plan.objects.get(name="Gold copy")
+    assert response["Location"] == reverse("staff:plan", args=[clone.pk])
+    assert clone.state == PlanState.PRIVATE
+    assert list(VMCloudPlanService.objects.get(plan=clone).hardware_profiles.all()) == [small]
+    assert [(q.key, q.limit) for q in quota_offer(clone)] == [(q.key, q.limit) for q in quota_offer(plan)]
+    body = staff_client.post(reverse("staff:plan-clone", args=[plan.pk]), {"name": "gold COPY"}, follow=True)
+    assert "already exists" in body.content.decode()
+
+
+def test_invitation_code_is_shown_once_and_rotating_it_retires_the_old_one(staff_client, plan):
+    plan_set_state(plan=plan, state=PlanState.PRIVATE)
+    body = staff_client.post(reverse("staff:plan-invitation", args=[plan.pk]), follow=True).content.decode()
+    code = body.split("Invitation code of")[1].split(": ", 1)[1].split(" ")[0]
+    assert plan_find_by_invitation(code=code) == plan
+    staff_client.post(reverse("staff:plan-invitation", args=[plan.pk]))
+    assert plan_find_by_invitation(code=code) is None
+    staff_client.post(reverse("staff:plan-invitation", args=[plan.pk]), {"action": "clear"})
+    plan.refresh_from_db()
+    assert plan.invitation_digest == ""
+
+
+def test_addon_pages_create_edit_and_retire(staff_client, plan):
+    response = staff_client.post(
+        reverse("staff:addon-create"),
+        {"name": "+4 vCPU", "max_per_subscription": "2", "plans": [plan.pk], "vm_cloud__cores": "4"},
+    )
+    assert response.status_code == 302
+    addon = AddOn.objects.get(name="+4 vCPU")
+    listing = staff_client.get(reverse("staff:addons")).content.decode()
+    assert "+4 vCPU cores" in listing and plan.name in listing
+    response = staff_client.post(
+        reverse("staff:addon", args=[addon.pk]),
+        {"name": "+4 vCPU", "max_per_subscription": "2", "vm_cloud__cores": "4", "vm_cloud__memory_mb": "8192"},
+    )
+    assert response.status_code == 302
+    assert {(r.key, r.value) for r in addon.quota_limits.all()} == {("cores", 4), ("memory_mb", 8192)}
+    assert not addon.plans.exists()
+    empty = staff_client.post(reverse("staff:addon-create"), {"name": "Nothing", "max_per_subscription": "1"})
+    assert empty.status_code == 200 and "adds at least one quota" in empty.content.decode()
+    staff_client.post(reverse("staff:addon-state", args=[addon.pk]), {"state": "retired"})
+    addon.refresh_from_db()
+    assert addon.state == "retired"
 
 
 def test_making_public_a_plan_without_a_service_shows_the_error(staff_client, tenant_user):
@@ -77,11 +178,12 @@ def test_duplicate_plan_name_and_bad_quota_are_form_errors(staff_client, plan, e
     assert Plan.objects.count() == 1
 
     gold = Cloud.objects.get(stamp__endpoint=endpoint, name="Gold")
-    response = staff_client.post(reverse("staff:plan", args=[plan.pk]), {"cloud": gold.pk, "max_vms": "-1"})
-    assert response.status_code == 200 and "greater than or equal to 0" in response.content.decode()
-    assert VMCloudPlanService.objects.get(plan=plan).max_vms == 10
+    url = reverse("staff:plan-service", args=[plan.pk, "vm_cloud"])
+    response = staff_client.post(url, vm_cloud_post(gold, vms="-1"))
+    assert response.status_code == 400 and "greater than or equal to 0" in response.content.decode()
+    assert quota_offer(plan)[0].limit == 10
 
-    response = staff_client.post(reverse("staff:plan", args=[plan.pk]), {"cloud": "999999"})
+    response = staff_client.post(url, {"vm_cloud-offer-cloud": "999999"})
     assert "Select a valid choice" in response.content.decode()
 
 
@@ -91,6 +193,7 @@ def test_plan_detail_shows_subscriber_count_and_subscriptions(staff_client, plan
     assert "tenant@example.test" in body and "other@example.test" in body
     listing = staff_client.get(reverse("staff:plans")).content.decode()
     assert "<td>2</td>" in listing
+    assert "Use against what the plan sold" in body
 
 
 def test_unknown_plan_is_404(staff_client):
@@ -98,11 +201,11 @@ def test_unknown_plan_is_404(staff_client):
     assert staff_client.post(reverse("staff:plan-state", args=[424242]), {"state": "public"}).status_code == 404
 
 
-def test_subscriptions_page_shows_owner_plan_state_and_vm_count(staff_client, endpoint, plan, subscription):
+def test_subscriptions_page_shows_owner_plan_state_and_quota_use(staff_client, endpoint, plan, subscription):
     factories.make_vm(subscription, endpoint, "web01")
     body = staff_client.get(reverse("staff:subscriptions")).content.decode()
     assert "tenant@example.test" in body and plan.name in body and "Active" in body
-    assert "<td>1</td>" in body
+    assert '<meter class="quota-meter" min="0" max="10" value="1"' in body
 
 
 def _many_subscriptions(plan, n):
@@ -114,7 +217,7 @@ def _many_subscriptions(plan, n):
 
 def test_accounts_page_paginates_with_pinned_queries(staff_client, plan, django_assert_max_num_queries):
     _many_subscriptions(plan, 60)
-    with django_assert_max_num_queries(9):
+    with django_assert_max_num_queries(10):
         response = staff_client.get(reverse("staff:accounts"))
     body = response.content.decode()
     assert body.count("<td>1</td>") == 50  # 50 rows per page, each with its one subscription
@@ -122,29 +225,57 @@ def test_accounts_page_paginates_with_pinned_queries(staff_client, plan, django_
     assert "staff@example.test" not in body.split("<table", 1)[1]  # staff accounts aren't listed
 
 
-def test_subscriptions_page_paginates_with_pinned_queries(staff_client, plan, django_assert_max_num_queries):
-    _many_subscriptions(plan, 60)
-    with django_assert_max_num_queries(11):  # one more than before: the plan filter's choices
+@pytest.mark.parametrize("size", [3, 60])
+def test_subscriptions_page_costs_the_same_queries_at_any_size(staff_client, plan, size, django_assert_num_queries):
+    _many_subscriptions(plan, size)
+    # session, user, count, page; quotas: plan rows, offers (+2 allow-lists), add-ons, usage; the plan
+    # filter's choices; rail (6)
+    with django_assert_num_queries(4 + 6 + 1 + 6):
         response = staff_client.get(reverse("staff:subscriptions"))
-    assert "Page 1 of 2 (60 items)" in response.content.decode()
-    assert staff_client.get(reverse("staff:subscriptions") + "?page=2").content.decode().count("<tr>") == 11
+    assert response.content.decode().count("quota-meter") == 3 * min(size, 50)  # VMs, vCPU, memory
+    if size > 50:
+        assert staff_client.get(reverse("staff:subscriptions") + "?page=2").content.decode().count("<tr>") == 11
 
 
-def test_plans_page_query_count_is_pinned(staff_client, endpoint, django_assert_max_num_queries):
-    for _ in range(8):
+@pytest.mark.parametrize("size", [2, 9])
+def test_plans_page_costs_the_same_queries_at_any_size(staff_client, endpoint, size, django_assert_num_queries):
+    for _ in range(size):
         factories.make_plan(endpoint)
-    with django_assert_max_num_queries(9):
+    # session, user, count, page; offers: plan rows, offers, 2 allow-lists; rail (6)
+    with django_assert_num_queries(4 + 4 + 6):
         response = staff_client.get(reverse("staff:plans"))
-    assert response.content.decode().count("Simulator / Stamp 01 / Gold") == 8
+    assert response.content.decode().count("Simulator / Stamp 01 / Gold") == size
 
 
-def test_plan_detail_query_count_is_pinned(staff_client, plan, django_assert_max_num_queries):
-    _many_subscriptions(plan, 60)
-    with django_assert_max_num_queries(12):
+@pytest.mark.parametrize("size", [3, 60])
+def test_plan_detail_costs_the_same_queries_at_any_size(staff_client, plan, size, django_assert_num_queries):
+    _many_subscriptions(plan, size)
+    # A fixed number whatever the subscriptions: the editor's forms, totals, over-quota state and the
+    # page of subscriptions with their quotas each read in a fixed number of queries.
+    with django_assert_num_queries(37):
         response = staff_client.get(reverse("staff:plan", args=[plan.pk]))
-    assert "Page 1 of 2 (60 items)" in response.content.decode()
+    assert response.content.decode().count("quota-meter") == 3 * min(size, 50)
 
 
 def test_a_tenant_account_is_refused_even_with_a_session(staff_site, tenant_client, plan):
     response = tenant_client.get(reverse("staff:plans"))
     assert response.status_code == 302 and response["Location"].startswith(reverse("login"))
+
+
+def test_staff_subscription_page_shows_plan_plus_addons_and_what_it_holds(staff_client, plan, subscription):
+    addon = addon_save(name="+4 vCPU", plans=[plan], quotas={"vm_cloud": {"cores": 4}})
+    subscription_addon_buy(subscription=subscription, addon=addon, user=subscription.owner)
+    body = staff_client.get(reverse("staff:subscription", args=[subscription.pk])).content.decode()
+    assert "Plan 16 + add-ons 4 = 20" in body and "+4 vCPU</a> (+4 vCPU cores)" in body
+    listing = staff_client.get(reverse("staff:subscriptions")).content.decode()
+    assert "Plan 16 + add-ons 4 = 20" in listing
+
+
+@pytest.mark.parametrize("size", [2, 12])
+def test_addon_list_costs_the_same_queries_at_any_size(staff_client, plan, size, django_assert_num_queries):
+    for i in range(size):
+        addon_save(name=f"Pack {i}", plans=[plan], quotas={"vm_cloud": {"cores": i + 1}})
+    # session, user, count, page, plans and quota rows prefetched; rail (6)
+    with django_assert_num_queries(6 + 6):
+        body = staff_client.get(reverse("staff:addons")).content.decode()
+    assert body.count("Retire Pack") == size

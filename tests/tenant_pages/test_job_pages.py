@@ -46,8 +46,8 @@ def test_staff_job_list_pages_every_tenants_jobs_with_queries_that_do_not_grow(
 ):
     for _ in range(tenants):
         many_jobs(factories.UserFactory(), endpoint, 1)
-    # session, user, page; rail: endpoints, plans, accounts, subscriptions, running jobs
-    with django_assert_num_queries(8):
+    # session, user, page; rail: endpoints, plans, add-ons, accounts, subscriptions, running jobs
+    with django_assert_num_queries(9):
         body = staff_client.get(reverse("staff:jobs")).content.decode()
     assert job_rows(body) == [str(pk) for pk in Job.objects.values_list("pk", flat=True)[:50]]
     assert ("Older →" in body) == (tenants + 1 > 50)  # + the endpoint's sync

@@ -11,7 +11,7 @@ from django.urls import reverse
 from fabric.models import Cloud, HardwareProfile, VMState, VMTemplate
 from fabric.selectors import vm_catalog
 from fabric.services import endpoint_apply, endpoint_driver, endpoint_sync, plan_vm_cloud_set
-from tenants.quotas import ServiceNotOffered
+from tenants.plan_services import ServiceNotOffered
 from tests import factories
 
 

@@ -20,7 +20,7 @@ from portal import jobs
 from portal.exceptions import Conflict, NotAllowed, QuotaExceeded
 from portal.models import Job, JobState
 from tenants.models import Plan
-from tenants.quotas import quota_list
+from tenants.plan_services import quota_list
 from tests import factories
 
 # --- a two-step job kind of the tests' own, to watch which steps run on each attempt ------------

@@ -97,6 +97,7 @@ def test_a_registered_service_appears_in_the_staff_rail_new_and_overview(web_sit
         "Fabric 0",
         "Web site clouds 1",
         "Plans 0",
+        "Add-ons 0",
         "User accounts 0",
         "Invitations",
         "Staff accounts",  # an administrator's (staff_client)
@@ -145,10 +146,10 @@ def test_the_rail_costs_the_same_queries_at_any_size(size, tenant_user, endpoint
     )
     for i in range(size):
         factories.make_vm(sub, endpoint, f"vm{i}", run=False)
-    for site_name, queries in (("tenant", 5), ("staff", 5)):
+    for site_name, queries in (("tenant", 5), ("staff", 6)):
         user = tenant_user if site_name == "tenant" else factories.UserFactory(is_staff=True)
         # tenant: VMs and jobs (subscription ids, then a bounded count each), subscriptions;
-        # staff: endpoints, plans, accounts, subscriptions, jobs
+        # staff: endpoints, plans, add-ons, accounts, subscriptions, jobs
         with django_assert_num_queries(queries):
             counts = [str(link.count) for link in Navigation(site_name, user, "").rail if link.counted]
         if site_name == "tenant":

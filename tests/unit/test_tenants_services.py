@@ -5,7 +5,7 @@ from django.core.exceptions import ValidationError
 
 from portal.exceptions import Conflict, NotAllowed
 from tenants.models import Plan, PlanState, Subscription
-from tenants.quotas import quota_list
+from tenants.plan_services import quota_list
 from tenants.selectors import plan_list
 from tenants.services import account_create, plan_create, plan_set_state, subscription_create
 from tests import factories

@@ -93,11 +93,12 @@ def test_quick_create_costs_the_same_statements_however_many_vms_exist(subscript
     for i in range(existing):
         create(subscription, endpoint, name=f"old{i}")
     template, size = factories.catalog(endpoint)
-    # the audit log's savepoint, the service's savepoint, subscription lock with its offer, name
-    # taken?, quota use, VM, job, its history row, release, the audit entry, release
+    # the audit log's savepoint, the service's savepoint, subscription lock with its offer, template
+    # allowed by the plan?, size allowed?, name taken?, quota limits (plan + add-ons), quota use, VM,
+    # job, its history row, release, the audit entry, release
     with CaptureQueriesContext(connection) as queries:
         create(subscription, endpoint, name="new", template=template, size=size)
-    assert len(queries) == 11, "\n".join(q["sql"][:120] for q in queries.captured_queries)
+    assert len(queries) == 14, "\n".join(q["sql"][:120] for q in queries.captured_queries)
 
 
 def test_a_bulk_action_starts_what_it_may_and_names_each_refusal(subscription, endpoint):

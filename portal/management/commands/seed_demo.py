@@ -1,5 +1,5 @@
 """Seed the embedded demo: an administrator and an operator (admin portal), a tenant account, a
-simulator endpoint, and a public plan.
+simulator endpoint, a public plan and an add-on offered with it.
 
 Idempotent: running it again changes nothing that exists.
 """
@@ -10,8 +10,8 @@ from django.db import transaction
 from fabric.models import Cloud, FabricEndpoint
 from fabric.services import endpoint_register, plan_vm_cloud_set
 from portal.jobs import job_execute
-from tenants.models import Plan, PlanState, User
-from tenants.services import plan_create, plan_set_state
+from tenants.models import AddOn, Plan, PlanState, User
+from tenants.services import addon_save, plan_create, plan_set_state
 
 STAFF_EMAIL, STAFF_PASSWORD = "admin@canopy.test", "Canopy-Admin-1"
 OPERATOR_EMAIL, OPERATOR_PASSWORD = "operator@canopy.test", "Canopy-Operator-1"
@@ -28,7 +28,7 @@ DEMO_LATENCY = {
 
 
 class Command(BaseCommand):
-    help = "Create demo accounts, a simulator fabric endpoint and a public plan (idempotent)."
+    help = "Create demo accounts, a simulator fabric endpoint, a public plan and an add-on (idempotent)."
 
     def add_arguments(self, parser):  # type: ignore[no-untyped-def]
         parser.add_argument(
@@ -65,6 +65,16 @@ class Command(BaseCommand):
                     )
                     plan_vm_cloud_set(plan=plan, cloud=cloud, max_vms=10, max_cores=16, max_memory_mb=32768)
                     plan_set_state(plan=plan, state=PlanState.PUBLIC)
+
+        starter = Plan.objects.filter(name="Starter").first()
+        if starter is not None and not AddOn.objects.exists():
+            addon_save(
+                name="+4 vCPU, +8 GB",
+                description="Four more vCPU cores and 8 GB more memory for a Starter subscription.",
+                max_per_subscription=2,
+                plans=[starter],
+                quotas={"vm_cloud": {"cores": 4, "memory_mb": 8192}},
+            )
 
         self.stdout.write(self.style.SUCCESS("Demo data is in place."))
         self.stdout.write(f"  Admin portal account:  {STAFF_EMAIL} / {STAFF_PASSWORD} (administrator)")
