@@ -147,6 +147,16 @@ def test_buy_and_remove_an_addon_through_the_api(api, subscription, plan, other_
     )
 
 
+def test_a_coadmin_lists_addons_but_buying_or_removing_one_is_403(coadmin, coadmin_user, subscription, plan):
+    addon = addon_save(name="Pack", plans=[plan], quotas={"vm_cloud": {"cores": 4}})
+    client = api_client(coadmin_user)
+    url = reverse("tenant-api:subscription-addons", args=[subscription.pk])
+    assert client.get(url).json()[0]["addon"]["id"] == addon.pk
+    assert_error(client.post(url, {"addon": addon.pk}, format="json"), 403, "forbidden")
+    remove = reverse("tenant-api:subscription-addon-remove", args=[subscription.pk, addon.pk])
+    assert_error(client.delete(remove), 403, "forbidden")
+
+
 def test_subscribe_to_a_private_plan_with_its_invitation_code(api, tenant_user, endpoint):
     private = factories.make_plan(endpoint, public=False)
     url = reverse("tenant-api:subscription-list")

@@ -169,3 +169,13 @@ def test_a_suspended_subscription_shows_its_add_ons_read_only(tenant_client, sub
     ).content.decode()
     assert "Unpaid invoice" in body
     assert SubscriptionAddOn.objects.get(subscription=subscription, addon=addon).quantity == 1
+
+
+def test_a_coadmin_sees_the_quotas_but_buys_no_addon(coadmin_client, subscription, plan):
+    addon = addon_save(name="Pack", plans=[plan], quotas={"vm_cloud": {"cores": 4}})
+    body = coadmin_client.get(reverse("tenant:subscription", args=[subscription.pk])).content.decode()
+    assert "quota-meter" in body and "Only the subscription's owner buys add-ons." in body
+    assert "Buy Pack" not in body
+    response = coadmin_client.post(reverse("tenant:subscription-addon-buy", args=[subscription.pk, addon.pk]))
+    assert response.status_code == 403
+    assert not SubscriptionAddOn.objects.exists()
