@@ -411,18 +411,33 @@ def staff_account_activate(*, account: User) -> User:
     return account
 
 
-def _plan_fields(*, name: str, max_subscriptions_per_account: int, exclude: Any = None) -> str:
+def _unique_name(model: Any, name: str, *, noun: str, exclude: Any = None) -> str:
+    """The stripped name, or a field error if it is blank or another row of `model` has it (any case)."""
     name = name.strip()
     if not name:
-        raise ValidationError({"name": "A plan needs a name."})
-    taken = Plan.objects.filter(name__iexact=name)
+        raise ValidationError({"name": f"{noun.capitalize()} needs a name."})
+    taken = model.objects.filter(name__iexact=name)
     if exclude is not None:
         taken = taken.exclude(pk=exclude)
     if taken.exists():
-        raise ValidationError({"name": f"A plan named '{name}' already exists."})
-    validate_columns(Plan, max_subscriptions_per_account=max_subscriptions_per_account)
-    if max_subscriptions_per_account < 1:
-        raise ValidationError({"max_subscriptions_per_account": "A plan allows at least one subscription per account."})
+        raise ValidationError({"name": f"{noun.capitalize()} named '{name}' already exists."})
+    return name
+
+
+def _at_least_one(model: Any, field: str, value: int, message: str) -> None:
+    validate_columns(model, **{field: value})
+    if value < 1:
+        raise ValidationError({field: message})
+
+
+def _plan_fields(*, name: str, max_subscriptions_per_account: int, exclude: Any = None) -> str:
+    name = _unique_name(Plan, name, noun="a plan", exclude=exclude)
+    _at_least_one(
+        Plan,
+        "max_subscriptions_per_account",
+        max_subscriptions_per_account,
+        "A plan allows at least one subscription per account.",
+    )
     return name
 
 
@@ -620,17 +635,8 @@ def subscription_create(
 
 
 def _addon_fields(*, name: str, max_per_subscription: int, exclude: Any = None) -> str:
-    name = name.strip()
-    if not name:
-        raise ValidationError({"name": "An add-on needs a name."})
-    taken = AddOn.objects.filter(name__iexact=name)
-    if exclude is not None:
-        taken = taken.exclude(pk=exclude)
-    if taken.exists():
-        raise ValidationError({"name": f"An add-on named '{name}' already exists."})
-    validate_columns(AddOn, max_per_subscription=max_per_subscription)
-    if max_per_subscription < 1:
-        raise ValidationError({"max_per_subscription": "A subscription may hold at least one."})
+    name = _unique_name(AddOn, name, noun="an add-on", exclude=exclude)
+    _at_least_one(AddOn, "max_per_subscription", max_per_subscription, "A subscription may hold at least one.")
     return name
 
 

@@ -72,15 +72,19 @@ def account_detail(request: HttpRequest, pk: int) -> HttpResponse:
     return render(request, "staff/tenants/account_detail.html", context)
 
 
-def _account_action(request: HttpRequest, pk: int, act: Any, done: str) -> HttpResponse:
-    account = _account(request, pk)
+def _account_action(
+    request: HttpRequest, pk: int, act: Any, done: str, *, get: Any = None, back: str = ""
+) -> HttpResponse:
+    """Run one service on an account (`get` finds it, 404 otherwise) and go back with its outcome:
+    to `back` (a list's URL name), or by default to the account's page."""
+    account = (get or _account)(request, pk)
     try:
         act(account=account)
     except (ServiceError, ValidationError) as exc:
         messages.error(request, error_message(exc))
     else:
         messages.success(request, done.format(account=account.email))
-    return redirect("staff:account", pk=pk)
+    return redirect(back) if back else redirect("staff:account", pk=pk)
 
 
 @capability_required(Capability.ADMINISTER)
@@ -182,14 +186,14 @@ def staff_account_role_page(request: HttpRequest, pk: int) -> HttpResponse:
 @capability_required(Capability.ADMINISTER)
 @require_POST
 def staff_account_deactivate_page(request: HttpRequest, pk: int) -> HttpResponse:
-    account = _staff_account(request, pk)
-    try:
-        staff_account_deactivate(account=account)
-    except ServiceError as exc:
-        messages.error(request, exc.message)
-    else:
-        messages.success(request, f"{account.email} is deactivated: it can't sign in, and its sessions end.")
-    return redirect("staff:staff-accounts")
+    return _account_action(
+        request,
+        pk,
+        staff_account_deactivate,
+        "{account} is deactivated: it can't sign in, and its sessions end.",
+        get=_staff_account,
+        back="staff:staff-accounts",
+    )
 
 
 @capability_required(Capability.ADMINISTER)
@@ -205,11 +209,11 @@ def staff_account_two_factor_reset_page(request: HttpRequest, pk: int) -> HttpRe
 @capability_required(Capability.ADMINISTER)
 @require_POST
 def staff_account_activate_page(request: HttpRequest, pk: int) -> HttpResponse:
-    account = _staff_account(request, pk)
-    try:
-        staff_account_activate(account=account)
-    except ServiceError as exc:
-        messages.error(request, exc.message)
-    else:
-        messages.success(request, f"{account.email} can sign in again.")
-    return redirect("staff:staff-accounts")
+    return _account_action(
+        request,
+        pk,
+        staff_account_activate,
+        "{account} can sign in again.",
+        get=_staff_account,
+        back="staff:staff-accounts",
+    )
