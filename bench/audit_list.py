@@ -16,7 +16,6 @@ list's first page; the ratio of the large size to the small one is the target (f
 from __future__ import annotations
 
 import argparse
-import contextlib
 import sys
 import time
 from pathlib import Path
@@ -25,7 +24,6 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench import common
-from bench.job_lists import staff_site
 
 
 def seed_entries(count: int, *, mine: Any, theirs: Any, tenant: Any, staff: Any) -> None:
@@ -76,7 +74,7 @@ def main() -> int:
 
         tenant = Client()
         tenant.force_login(user, backend="portal.auth.SiteBackend")
-        with staff_site():
+        with common.staff_site():
             staff_client = Client()
             staff_client.force_login(staff, backend="portal.auth.SiteBackend")
         urls = [  # label, url, on the staff site
@@ -101,23 +99,9 @@ def main() -> int:
             if args.explain:
                 print(common.explain(audit_entry_list(user=user)[:51]))
                 print(common.explain(audit_entry_list(user=staff).filter(outcome="refused")[:51]))
-            local[size] = {}
-            for on_staff in (False, True):
-                client = staff_client if on_staff else tenant
-                site_urls = {label: url for label, url, staff_url in urls if staff_url == on_staff}
-                with staff_site() if on_staff else contextlib.nullcontext():
-                    local[size].update(common.in_process(client, site_urls, requests=args.requests))
-            for label, figure in local[size].items():
-                if figure.status != 200:
-                    common.die(f"{label} answered {figure.status}")
+            local[size] = common.in_process_both_sites(staff_client, tenant, urls, requests=args.requests)
 
-    small, large = sizes[0], sizes[-1]
-    print(f"\nIn process: median ms of {args.requests} requests (baseline: the same request at {small} entries)")
-    rows = []
-    for label, *_ in urls:
-        a, b = local[small][label], local[large][label]
-        rows.append((label, f"{a.ms:.1f}", f"{b.ms:.1f}", common.ratio(b.ms, a.ms), f"{a.queries}", f"{b.queries}"))
-    common.table(("request", f"ms @{small}", f"ms @{large}", "ratio", f"queries @{small}", f"queries @{large}"), rows)
+    common.print_growth(local, [label for label, *_ in urls], requests=args.requests, noun="entries")
     return 0
 
 

@@ -284,6 +284,47 @@ def in_process(
     return {label: InProcess(statistics.median(times[label]), max(counts[label]), status[label]) for label in urls}
 
 
+def staff_site() -> Any:
+    """The staff site's URLconf and cookies, for requests made in process by the test client."""
+    from django.test import override_settings
+
+    return override_settings(
+        CANOPY_SITE="staff",
+        ROOT_URLCONF="portal.urls.staff",
+        SESSION_COOKIE_NAME="canopy_staff_session",
+        CSRF_COOKIE_NAME="canopy_staff_csrftoken",
+    )
+
+
+def in_process_both_sites(
+    staff_client: Any, tenant_client: Any, urls: list[tuple[str, str, bool]], *, requests: int
+) -> dict[str, InProcess]:
+    """`in_process` over (label, url, on the staff site) triples, each site's URLs with its own client;
+    dies if any answer isn't 200 (a bench of an error page measures nothing)."""
+    figures: dict[str, InProcess] = {}
+    for on_staff in (False, True):
+        client = staff_client if on_staff else tenant_client
+        site_urls = {label: url for label, url, staff_url in urls if staff_url == on_staff}
+        with staff_site() if on_staff else contextlib.nullcontext():
+            figures.update(in_process(client, site_urls, requests=requests))
+    for label, figure in figures.items():
+        if figure.status != 200:
+            die(f"{label} answered {figure.status}")
+    return figures
+
+
+def print_growth(figures: dict[int, dict[str, InProcess]], labels: list[str], *, requests: int, noun: str) -> None:
+    """Each request's median at the smallest and largest size, their ratio and query counts."""
+    sizes = sorted(figures)
+    small, large = sizes[0], sizes[-1]
+    print(f"\nIn process: median ms of {requests} requests (baseline: the same request at {small} {noun})")
+    rows = []
+    for label in labels:
+        a, b = figures[small][label], figures[large][label]
+        rows.append((label, f"{a.ms:.1f}", f"{b.ms:.1f}", ratio(b.ms, a.ms), f"{a.queries}", f"{b.queries}"))
+    table(("request", f"ms @{small}", f"ms @{large}", "ratio", f"queries @{small}", f"queries @{large}"), rows)
+
+
 def explain(queryset: Any) -> str:
     """EXPLAIN ANALYZE of a queryset: the plan, and whether it sorted (a sort means the whole scope was read)."""
     return str(queryset.explain(analyze=True))

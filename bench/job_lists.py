@@ -16,28 +16,15 @@ target (flat in N).
 from __future__ import annotations
 
 import argparse
-import contextlib
 import sys
 import time
 from pathlib import Path
-from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench import common
 
 VMS = 2000
-
-
-def staff_site() -> Any:
-    from django.test import override_settings
-
-    return override_settings(
-        CANOPY_SITE="staff",
-        ROOT_URLCONF="portal.urls.staff",
-        SESSION_COOKIE_NAME="canopy_staff_session",
-        CSRF_COOKIE_NAME="canopy_staff_csrftoken",
-    )
 
 
 def main() -> int:
@@ -69,7 +56,7 @@ def main() -> int:
 
         tenant = Client()
         tenant.force_login(user, backend="portal.auth.SiteBackend")
-        with staff_site():
+        with common.staff_site():
             staff_client = Client()
             staff_client.force_login(staff, backend="portal.auth.SiteBackend")
         urls = [  # label, url, on the staff site
@@ -97,23 +84,9 @@ def main() -> int:
                 print(common.explain(job_list(user=user)[:51]))
                 print(common.explain(job_list(user=staff)[:51]))
                 print(common.explain(job_list(user=user).filter(state="running")[:51]))
-            local[size] = {}
-            for on_staff in (False, True):
-                client = staff_client if on_staff else tenant
-                site_urls = {label: url for label, url, staff_url in urls if staff_url == on_staff}
-                with staff_site() if on_staff else contextlib.nullcontext():
-                    local[size].update(common.in_process(client, site_urls, requests=args.requests))
-            for label, figure in local[size].items():
-                if figure.status != 200:
-                    common.die(f"{label} answered {figure.status}")
+            local[size] = common.in_process_both_sites(staff_client, tenant, urls, requests=args.requests)
 
-    small, large = sizes[0], sizes[-1]
-    print(f"\nIn process: median ms of {args.requests} requests (baseline: the same request at {small} jobs)")
-    rows = []
-    for label, *_ in urls:
-        a, b = local[small][label], local[large][label]
-        rows.append((label, f"{a.ms:.1f}", f"{b.ms:.1f}", common.ratio(b.ms, a.ms), f"{a.queries}", f"{b.queries}"))
-    common.table(("request", f"ms @{small}", f"ms @{large}", "ratio", f"queries @{small}", f"queries @{large}"), rows)
+    common.print_growth(local, [label for label, *_ in urls], requests=args.requests, noun="jobs")
     return 0
 
 
