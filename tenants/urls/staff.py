@@ -8,6 +8,7 @@ urlpatterns = [
     path("plans/", staff.plan_list_page, name="plans"),
     path("plans/new/", staff.plan_create_page, name="plan-create"),
     path("plans/<int:pk>/", staff.plan_detail, name="plan"),
+    path("plans/<int:pk>/edit/", staff.plan_edit_page, name="plan-edit"),
     path("plans/<int:pk>/state/", staff.plan_state_page, name="plan-state"),
     path("plans/<int:pk>/clone/", staff.plan_clone_page, name="plan-clone"),
     path("plans/<int:pk>/invitation/", staff.plan_invitation_page, name="plan-invitation"),

@@ -16,7 +16,7 @@ from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils.cache import patch_vary_headers
 from django.views.decorators.cache import never_cache
-from django.views.decorators.http import require_http_methods, require_POST
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from portal.access import Capability, capability_required
 from portal.exceptions import ServiceError
@@ -144,7 +144,7 @@ def plan_create_page(request: HttpRequest) -> HttpResponse:
             apply_service_error(form, exc)
         else:
             messages.success(request, f"Plan '{plan}' created. Add a service, then make it public.")
-            return redirect("staff:plan", pk=plan.pk)
+            return redirect("staff:plan-edit", pk=plan.pk)
     return render(request, "staff/tenants/plan_form.html", {"form": form})
 
 
@@ -167,37 +167,31 @@ def _service_forms(
     return sections
 
 
-def _plan_page(
-    request: HttpRequest,
-    plan: Plan,
-    *,
-    details_form: Any = None,
-    bound: dict[str, tuple[Any, Any]] | None = None,
-    status: int = 200,
-) -> HttpResponse:
-    plan = plan_list(user=request.user).get(pk=plan.pk)  # with its subscriber count
-    if details_form is None:
-        details_form = PlanCreateForm(
-            initial={
-                "name": plan.name,
-                "description": plan.description,
-                "max_subscriptions_per_account": plan.max_subscriptions_per_account,
-            }
-        )
+def _over_quota(request: HttpRequest, plan: Plan) -> tuple[dict[Any, Any], dict[Any, list[Any]], list[Subscription]]:
+    """The plan's live subscriptions' quotas (read once), those over quota, and the first few of
+    them with their quotas for the panel: a fixed number of queries whatever their number."""
     live = subscription_list(user=request.user).filter(plan=plan).exclude(state="deleted")
-    # The live subscriptions' quotas, read once for the over-quota panel and the totals.
     live_quotas = subscription_quotas(list(live.select_related(None).only("pk", "plan_id")))
     over = {pk: rows for pk, quotas in live_quotas.items() if (rows := [q for q in quotas if q.over])}
+    over_rows = _with_quotas(live.filter(pk__in=list(over)[:OVER_QUOTA_SHOWN])) if over else []
+    return live_quotas, over, over_rows
+
+
+@capability_required(Capability.VIEW)
+@require_GET
+def plan_detail(request: HttpRequest, pk: int) -> HttpResponse:
+    """The plan, read-only, for every staff role (an operator reads plans but can't change them):
+    its facts, use against what it sold, the services it offers with their quotas and allow-lists,
+    its add-ons and its subscriptions. Administrators reach the editor from here."""
+    plan = _plan_or_404(request, pk)
+    live_quotas, over, over_rows = _over_quota(request, plan)
     offers = plan_offers([plan.pk])[plan.pk]
     page = Paginator(subscription_list(user=request.user).filter(plan=plan), PAGE_SIZE).get_page(
         request.GET.get("page")
     )
-    over_rows = _with_quotas(live.filter(pk__in=list(over)[:OVER_QUOTA_SHOWN])) if over else []
     context = {
         "plan": plan,
-        "details_form": details_form,
-        "clone_form": PlanCloneForm(initial={"name": f"{plan.name} (copy)"}),
-        "sections": _service_forms(request, plan, bound or {}, offers),
+        "offers": offers,
         "totals": plan_quota_totals(plan, quotas=live_quotas, offers=offers),
         "over_count": len(over),
         "over_rows": over_rows,
@@ -206,15 +200,46 @@ def _plan_page(
         "page": page,
         "subscriptions": _with_quotas(page.object_list),
     }
-    return render(request, "staff/tenants/plan_detail.html", context, status=status)
+    return render(request, "staff/tenants/plan_detail.html", context)
 
 
-# The plan's page is its editor: administrators only, even to open it.
+def _plan_editor(
+    request: HttpRequest,
+    plan: Plan,
+    *,
+    details_form: Any = None,
+    bound: dict[str, tuple[Any, Any]] | None = None,
+    status: int = 200,
+) -> HttpResponse:
+    if details_form is None:
+        details_form = PlanCreateForm(
+            initial={
+                "name": plan.name,
+                "description": plan.description,
+                "max_subscriptions_per_account": plan.max_subscriptions_per_account,
+            }
+        )
+    _, over, over_rows = _over_quota(request, plan)
+    offers = plan_offers([plan.pk])[plan.pk]
+    context = {
+        "plan": plan,
+        "details_form": details_form,
+        "clone_form": PlanCloneForm(initial={"name": f"{plan.name} (copy)"}),
+        "sections": _service_forms(request, plan, bound or {}, offers),
+        "over_count": len(over),
+        "over_rows": over_rows,
+        "addons": list(plan.addons.order_by("name")),
+        "state_actions": [a for a in PLAN_STATE_ACTIONS if a[0] != plan.state],
+    }
+    return render(request, "staff/tenants/plan_edit.html", context, status=status)
+
+
+# The plan editor: administrators only, even to open it (operators read the plan page).
 @capability_required(Capability.ADMINISTER)
 @require_http_methods(["GET", "POST"])
-def plan_detail(request: HttpRequest, pk: int) -> HttpResponse:
-    """The plan editor: its details (POST saves them), services, state, invitation code, clone,
-    use against what it sold, over-quota subscriptions and its subscriptions."""
+def plan_edit_page(request: HttpRequest, pk: int) -> HttpResponse:
+    """The plan editor: its details (POST saves them), services with their quotas, state,
+    invitation code and clone."""
     plan = _plan_or_404(request, pk)
     form = None
     if request.method == "POST":
@@ -226,8 +251,8 @@ def plan_detail(request: HttpRequest, pk: int) -> HttpResponse:
                 apply_service_error(form, exc)
             else:
                 messages.success(request, f"Plan '{plan}' saved.")
-                return redirect("staff:plan", pk=plan.pk)
-    return _plan_page(request, plan, details_form=form)
+                return redirect("staff:plan-edit", pk=plan.pk)
+    return _plan_editor(request, plan, details_form=form)
 
 
 def _over_quota_message(plan: Plan, over: dict[Any, list[Any]]) -> str:
@@ -273,8 +298,8 @@ def plan_service_page(request: HttpRequest, pk: int, service: str) -> HttpRespon
             over = subscriptions_over_quota(live)
             if over:
                 messages.warning(request, _over_quota_message(plan, over))
-            return redirect("staff:plan", pk=plan.pk)
-    return _plan_page(request, plan, bound={svc.name: (offer_form, limits_form)}, status=400)
+            return redirect("staff:plan-edit", pk=plan.pk)
+    return _plan_editor(request, plan, bound={svc.name: (offer_form, limits_form)}, status=400)
 
 
 @capability_required(Capability.ADMINISTER)
@@ -290,7 +315,7 @@ def plan_service_remove_page(request: HttpRequest, pk: int, service: str) -> Htt
         messages.error(request, error_message(exc))
     else:
         messages.success(request, f"'{plan}' no longer offers {svc.label.lower()}.")
-    return redirect("staff:plan", pk=plan.pk)
+    return redirect("staff:plan-edit", pk=plan.pk)
 
 
 @capability_required(Capability.ADMINISTER)
@@ -305,10 +330,10 @@ def plan_clone_page(request: HttpRequest, pk: int) -> HttpResponse:
             messages.error(request, error_message(exc))
         else:
             messages.success(request, f"Plan '{clone}' created as a private copy of '{plan}'.")
-            return redirect("staff:plan", pk=clone.pk)
+            return redirect("staff:plan-edit", pk=clone.pk)
     else:
         messages.error(request, "The copy needs a name.")
-    return redirect("staff:plan", pk=plan.pk)
+    return redirect("staff:plan-edit", pk=plan.pk)
 
 
 @capability_required(Capability.ADMINISTER)
@@ -319,7 +344,7 @@ def plan_invitation_page(request: HttpRequest, pk: int) -> HttpResponse:
     if request.POST.get("action") == "clear":
         plan_invitation_clear(plan=plan)
         messages.success(request, f"'{plan}' has no invitation code now: the old one no longer works.")
-        return redirect("staff:plan", pk=plan.pk)
+        return redirect("staff:plan-edit", pk=plan.pk)
     try:
         code = plan_invitation_rotate(plan=plan)
     except ServiceError as exc:
@@ -330,7 +355,7 @@ def plan_invitation_page(request: HttpRequest, pk: int) -> HttpResponse:
             f"Invitation code of '{plan}': {code} — copy it now, it is shown only once. "
             "Tenants enter it on their Plans page to subscribe; any earlier code no longer works.",
         )
-    return redirect("staff:plan", pk=plan.pk)
+    return redirect("staff:plan-edit", pk=plan.pk)
 
 
 @capability_required(Capability.ADMINISTER)

@@ -276,7 +276,7 @@ MUTATIONS: dict[tuple[str, str], list[Case]] = {
     ("staff", "staff:plan-create"): [
         Case("plan.create", body=lambda w: {"name": "New plan", "max_subscriptions_per_account": 1})
     ],
-    ("staff", "staff:plan"): [
+    ("staff", "staff:plan-edit"): [
         Case(
             "plan.update",
             kwargs=pk(lambda w: w.plan),

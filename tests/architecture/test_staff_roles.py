@@ -101,6 +101,7 @@ def test_the_walker_sees_the_routes_that_matter():
     names = {r.name for r in STAFF_ROUTES}
     assert {
         "staff:plan",
+        "staff:plan-edit",
         "staff:plan-create",
         "staff:accounts",
         "staff:staff-accounts",
@@ -260,7 +261,8 @@ ADMINISTER_ROUTES = [r for r in STAFF_ROUTES if r.declared and Capability.ADMINI
 
 def test_the_administer_routes_include_the_plan_editor_and_account_changes():
     names = {r.name for r in ADMINISTER_ROUTES}
-    assert {"staff:plan", "staff:plan-create", "staff:account-lock", "staff:staff-accounts"} <= names
+    assert {"staff:plan-edit", "staff:plan-create", "staff:account-lock", "staff:staff-accounts"} <= names
+    assert "staff:plan" not in names  # every staff role reads a plan
     assert {"staff-api:plan-list", "staff-api:staff-account-list", "staff-api:account-detail"} <= names
 
 

@@ -194,11 +194,19 @@ def test_an_operator_cannot_open_staff_management_nor_see_it_in_the_rail(operato
     assert "Staff accounts" not in dashboard and "User accounts" in dashboard
 
 
-def test_an_operator_cannot_open_the_plan_editor(operator_client, plan):
-    response = operator_client.get(reverse("staff:plan", args=[plan.pk]))
+def test_an_operator_reads_the_plan_but_cannot_open_the_plan_editor(operator_client, plan, subscription):
+    listing = operator_client.get(reverse("staff:plans")).content.decode()
+    assert reverse("staff:plan", args=[plan.pk]) in listing and reverse("staff:plan-create") not in listing
+    page = operator_client.get(reverse("staff:plan", args=[plan.pk]))
+    body = page.content.decode()
+    assert page.status_code == 200
+    assert (
+        "Simulator / Stamp 01 / Gold" in body and subscription.name in body and "Use against what the plan sold" in body
+    )
+    assert reverse("staff:plan-edit", args=[plan.pk]) not in body and "Make private" not in body
+    response = operator_client.get(reverse("staff:plan-edit", args=[plan.pk]))
     assert response.status_code == 403
     assert "Only administrators may do this; your account&#x27;s role is operator." in response.content.decode()
-    assert operator_client.get(reverse("staff:plans")).status_code == 200
 
 
 @pytest.mark.parametrize("count", [2, 40])

@@ -50,7 +50,7 @@ def test_create_plan_add_vm_cloud_and_make_it_public_end_to_end(staff_client, en
         {"name": "Silver VMs", "description": "Small VMs", "max_subscriptions_per_account": "2"},
     )
     plan = Plan.objects.get(name="Silver VMs")
-    assert response["Location"] == reverse("staff:plan", args=[plan.pk])
+    assert response["Location"] == reverse("staff:plan-edit", args=[plan.pk])
     assert (plan.state, plan.max_subscriptions_per_account) == (PlanState.PRIVATE, 2)
     assert not Plan.objects.visible_to(tenant_user).filter(pk=plan.pk).exists()
 
@@ -112,7 +112,7 @@ def test_clone_copies_services_quotas_and_allow_lists_as_a_private_plan(staff_cl
     VMCloudPlanService.objects.get(plan=plan).hardware_profiles.set([small])
     response = staff_client.post(reverse("staff:plan-clone", args=[plan.pk]), {"name": "Gold copy"})
     clone = Plan.objects.get(name="Gold copy")
-    assert response["Location"] == reverse("staff:plan", args=[clone.pk])
+    assert response["Location"] == reverse("staff:plan-edit", args=[clone.pk])
     assert clone.state == PlanState.PRIVATE
     assert list(VMCloudPlanService.objects.get(plan=clone).hardware_profiles.all()) == [small]
     assert [(q.key, q.limit) for q in quota_offer(clone)] == [(q.key, q.limit) for q in quota_offer(plan)]
@@ -198,6 +198,7 @@ def test_plan_detail_shows_subscriber_count_and_subscriptions(staff_client, plan
 
 def test_unknown_plan_is_404(staff_client):
     assert staff_client.get(reverse("staff:plan", args=[424242])).status_code == 404
+    assert staff_client.get(reverse("staff:plan-edit", args=[424242])).status_code == 404
     assert staff_client.post(reverse("staff:plan-state", args=[424242]), {"state": "public"}).status_code == 404
 
 
@@ -248,13 +249,48 @@ def test_plans_page_costs_the_same_queries_at_any_size(staff_client, endpoint, s
 
 
 @pytest.mark.parametrize("size", [3, 60])
-def test_plan_detail_costs_the_same_queries_at_any_size(staff_client, plan, size, django_assert_num_queries):
+def test_plan_page_costs_the_same_queries_at_any_size(staff_client, plan, size, django_assert_num_queries):
     _many_subscriptions(plan, size)
-    # A fixed number whatever the subscriptions: the editor's forms, totals, over-quota state and the
-    # page of subscriptions with their quotas each read in a fixed number of queries.
-    with django_assert_num_queries(37):
+    # A fixed number whatever the subscriptions: totals, over-quota state, the offers and the page of
+    # subscriptions with their quotas each read in a fixed number of queries.
+    with django_assert_num_queries(29):
         response = staff_client.get(reverse("staff:plan", args=[plan.pk]))
     assert response.content.decode().count("quota-meter") == 3 * min(size, 50)
+
+
+@pytest.mark.parametrize("size", [3, 60])
+def test_plan_editor_costs_the_same_queries_at_any_size(staff_client, plan, size, django_assert_num_queries):
+    _many_subscriptions(plan, size)
+    with django_assert_num_queries(28):
+        response = staff_client.get(reverse("staff:plan-edit", args=[plan.pk]))
+    assert "Save virtual machines" in response.content.decode()
+
+
+def test_the_plan_page_reads_the_plan_and_its_editor_changes_it(staff_client, plan, endpoint):
+    """The read-only page shows each offered service with its cloud, quotas (Unlimited when unset) and
+    allow-lists; the forms are on the editor, linked from the page for administrators."""
+    gold = Cloud.objects.get(stamp__endpoint=endpoint, name="Gold")
+    small = HardwareProfile.objects.get(endpoint=endpoint, name="Small")
+    staff_client.post(
+        reverse("staff:plan-service", args=[plan.pk, "vm_cloud"]), vm_cloud_post(gold, vms="3", sizes=[small])
+    )
+    addon_save(name="+2 VMs", plans=[plan], quotas={"vm_cloud": {"vms": 2}})
+    body = staff_client.get(reverse("staff:plan", args=[plan.pk])).content.decode()
+    assert "Simulator / Stamp 01 / Gold" in body
+    assert 'quota-figure">3</span>' in body and "Unlimited" in body  # 3 VMs; vCPU and memory unset
+    assert "Sizes (hardware profiles): Small" in body and "+2 VMs" in body
+    assert "<form" not in body.split('id="services-head"')[1]  # no form below the page head
+    assert reverse("staff:plan-edit", args=[plan.pk]) in body
+    editor = staff_client.get(reverse("staff:plan-edit", args=[plan.pk])).content.decode()
+    assert "Save details" in editor and "Save virtual machines" in editor and "Clone plan" in editor
+    response = staff_client.post(
+        reverse("staff:plan-edit", args=[plan.pk]), {"name": "Renamed", "max_subscriptions_per_account": "3"}
+    )
+    assert response["Location"] == reverse("staff:plan-edit", args=[plan.pk])
+    plan.refresh_from_db()
+    assert (plan.name, plan.max_subscriptions_per_account) == ("Renamed", 3)
+    # The plan page itself takes no write.
+    assert staff_client.post(reverse("staff:plan", args=[plan.pk]), {"name": "Nope"}).status_code == 405
 
 
 def test_a_tenant_account_is_refused_even_with_a_session(staff_site, tenant_client, plan):
