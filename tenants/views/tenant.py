@@ -116,11 +116,7 @@ def subscriptions(request: HttpRequest) -> HttpResponse:
     page = Paginator(subscription_list(user=request.user), 50).get_page(request.GET.get("page"))
     subs = list(page.object_list)
     quotas = subscription_quotas(subs)
-    rows: list[dict[str, Any]] = [
-        # Whether to offer Cancel (no query: the owner is on the row); the service asks subscription_role.
-        {"subscription": sub, "quotas": quotas[sub.pk], "owner": sub.owner_id == request.user.pk}
-        for sub in subs
-    ]
+    rows: list[dict[str, Any]] = [{"subscription": sub, "quotas": quotas[sub.pk]} for sub in subs]
     return render(request, "tenant/tenants/subscriptions.html", {"page": page, "rows": rows})
 
 

@@ -39,7 +39,7 @@ def test_a_suspended_subscription_is_read_only_with_the_reason(tenant_client, su
 
 def test_the_owner_cancels_by_typing_the_name(tenant_client, subscription, endpoint):
     vm = factories.make_vm(subscription, endpoint, "web01")
-    body = tenant_client.get(reverse("tenant:subscriptions")).content.decode()
+    body = tenant_client.get(reverse("tenant:subscription", args=[subscription.pk])).content.decode()
     url = reverse("tenant:subscription-cancel", args=[subscription.pk])
     assert url in body and "Cancel subscription…" in body
     body = tenant_client.get(url).content.decode()
