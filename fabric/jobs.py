@@ -14,7 +14,6 @@ from typing import Any
 from portal.jobs import JobContext, JobFailure, JobHandler, Step, job_wipe_secrets, register
 from portal.models import Job
 from portal.prepared import PreparedGet
-from portal.states import StaleTransition
 
 from .drivers import NotFound, VMSpec
 from .lifecycle import VM_STATES, vm_action_of_job
@@ -37,14 +36,12 @@ _VM_WITH_FABRIC = PreparedGet(lambda: VirtualMachine.objects.select_related("clo
 
 def _vm_transition(job: Job, *, source: str, target: str, reason: str = "") -> None:
     """Move the job's VM from the state the job put it in to where the job leaves it, recording the
-    job. If something else moved the VM meanwhile, the newer state stands and the job still ends."""
+    job. If something else moved the VM meanwhile, the newer state stands and the job still ends.
+    (A run's end sends it within the statement that ends the job: portal.jobs.job_end_part.)"""
     # The job knows all the transition writes (id, subscription, the state it left the VM in): no read.
     assert job.subscription_id is not None, "VM jobs belong to the VM's subscription"
     vm = VirtualMachine(pk=job.target_id, subscription_id=job.subscription_id, name=job.target_name, state=source)
-    try:
-        VM_STATES.transition(vm, source=source, target=target, job=job, reason=reason)
-    except StaleTransition:
-        logger.warning("job %s: VM %s is no longer %s; leaving its newer state", job.pk, vm.pk, source)
+    VM_STATES.transition_if_unchanged(vm, source=source, target=target, job=job, reason=reason)
 
 
 class _VMJob(JobHandler):
@@ -128,8 +125,9 @@ class VMCreate(_VMJob):
                 start=bool(ctx.params.get("start", True)),
             )
         )
-        # Recorded at once, so a retry or a crash after this point finds what the fabric built.
-        ctx.fenced_update(VirtualMachine.objects.filter(pk=vm.pk), fabric_id=info.fabric_id)
+        # Recorded with the run's next write (the end of the job, in a burst), together with this
+        # step's "done": if that write is lost, the step runs again and the driver returns this VM.
+        ctx.fenced_update_later(VirtualMachine.objects.filter(pk=vm.pk), fabric_id=info.fabric_id)
 
     def on_succeeded(self, job: Job) -> None:
         started = job.params.get("start", True)

@@ -50,7 +50,7 @@ import os
 import threading
 import time
 import traceback
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -301,15 +301,23 @@ def _hand_written_sql() -> bool:
     return connection.vendor == "postgresql" and not connection.settings_dict["OPTIONS"].get("server_side_binding")
 
 
-def _execute(sql: str, params: Any, *, async_commit: bool) -> Any:
-    """Run one statement; with `async_commit`, commit it asynchronously (see the module's docstring):
-    in autocommit mode the SET LOCAL and the statement form one implicit transaction."""
+# A statement and its parameters, as a run hands it on to be sent with its next write.
+Statement = tuple[str, Sequence[Any]]
+
+
+def _execute(sql: str, params: Any, *, async_commit: bool, before: Sequence[Statement] = ()) -> Any:
+    """Run one statement, after the `before` ones, in one round trip; returns the cursor at the
+    last statement's result. With `async_commit`, commit them asynchronously (see the module's
+    docstring): in autocommit mode the SET LOCAL and the statements form one implicit transaction."""
     cursor = connection.cursor()
+    if before:
+        sql = ";\n".join([*(text for text, _ in before), sql])
+        params = [*(p for _, values in before for p in values), *params]
     if async_commit:
-        cursor.execute(_ASYNC_COMMIT + sql, params)
+        sql = _ASYNC_COMMIT + sql
+    cursor.execute(sql, params)
+    for _ in range(len(before) + async_commit):
         cursor.nextset()
-    else:
-        cursor.execute(sql, params)
     return cursor
 
 
@@ -322,10 +330,13 @@ def _job_update(
     before_deadline: bool = False,
     unfinished: bool = False,
     async_commit: bool = False,
+    before: Sequence[Statement] = (),
 ) -> int:
     """UPDATE one job row, fenced by the given conditions; returns the rows updated (0 or 1).
-    `fields` are plain values or Now() (the database's time)."""
+    `fields` are plain values or Now() (the database's time). `before`: a run's statements sent in
+    the same round trip ahead of it (hand-written SQL only: elsewhere a run has none)."""
     if not _hand_written_sql():
+        assert not before, "statements are handed on only with hand-written SQL"
         rows = Job.objects.filter(pk=job_id)
         if attempt is not None:
             rows = rows.filter(attempts=attempt)
@@ -336,6 +347,17 @@ def _job_update(
         if unfinished:
             rows = rows.exclude(state__in=FINISHED_JOB_STATES)
         return rows.update(**fields)
+    sql, params = _job_update_sql(
+        job_id, fields, attempt=attempt, running=running, before_deadline=before_deadline, unfinished=unfinished
+    )
+    cursor = _execute(sql, params, async_commit=async_commit, before=before)
+    return int(cursor.rowcount)
+
+
+def _job_update_sql(
+    job_id: Any, fields: dict[str, Any], *, attempt: int | None, running: bool, before_deadline: bool, unfinished: bool
+) -> tuple[str, list[Any]]:
+    """The hand-written UPDATE of `_job_update` (PostgreSQL)."""
     sets, params = [], []
     for name, value in fields.items():
         column = _JOB_FIELDS[name]
@@ -356,9 +378,7 @@ def _job_update(
     if unfinished:
         where.append("state NOT IN ('succeeded', 'failed', 'cancelled')")
     # Names come from the model, values go as parameters.
-    sql = f"UPDATE {Job._meta.db_table} SET {', '.join(sets)} WHERE {' AND '.join(where)}"  # noqa: S608
-    cursor = _execute(sql, params, async_commit=async_commit)
-    return int(cursor.rowcount)
+    return f"UPDATE {Job._meta.db_table} SET {', '.join(sets)} WHERE {' AND '.join(where)}", params  # noqa: S608
 
 
 _JOB_FIELDS = {f.name: f for f in Job._meta.concrete_fields}
@@ -724,6 +744,8 @@ class JobContext:
     prestarted: dict[str, Any] | None = None
     # The job's target when the claim read it (JobHandler.target_query); else load() reads it.
     target: Any = None
+    # Fenced resource writes (`fenced_update_later`) sent with the run's next write, ahead of it.
+    deferred: list[Statement] = field(default_factory=list)
 
     @property
     def params(self) -> dict[str, Any]:
@@ -742,6 +764,7 @@ class JobContext:
             running=True,
             before_deadline=True,
             async_commit=not connection.in_atomic_block,  # never a handler's own transaction
+            before=self.take_deferred(),  # each fenced on its own, so sent whatever this one finds
         )
         if not updated:
             if Job.objects.filter(pk=self.job.pk, attempts=self.attempt, state=JobState.RUNNING).exists():
@@ -851,21 +874,13 @@ class JobContext:
         value is one any later run writes again (its step re-runs and the driver finds what exists),
         so a PostgreSQL crash that forgets it is recovered like theirs (see the module's docstring).
         """
-        # Spelled out: the ORM's Exists() costs more to build than the UPDATE takes to run.
-        fence = RawSQL(  # noqa: S611 (values are parameters)
-            f"EXISTS (SELECT 1 FROM {Job._meta.db_table} WHERE id = %s AND attempts = %s AND state = %s)",  # noqa: S608
-            (Job._meta.pk.get_db_prep_value(self.job.pk, connection), self.attempt, JobState.RUNNING.value),
-            output_field=BooleanField(),
-        )
         if _hand_written_sql() and not connection.in_atomic_block:
-            # QuerySet.update()'s statement, sent behind the SET LOCAL.
-            query = cast(UpdateQuery, queryset.filter(fence).query.chain(UpdateQuery))
-            query.add_update_values(fields)
-            assert not query.get_related_updates(), "fenced_update writes one table"
-            sql, params = query.get_compiler(queryset.db).as_sql()
-            updated = int(_execute(sql, params, async_commit=True).rowcount)
+            # QuerySet.update()'s statement, sent behind the SET LOCAL (and after any deferred one).
+            sql, params = self._fenced_update_sql(queryset, fields)
+            updated = int(_execute(sql, params, async_commit=True, before=self.take_deferred()).rowcount)
         else:
-            updated = queryset.filter(fence).update(**fields)
+            self._send_deferred()
+            updated = queryset.filter(self._fence()).update(**fields)
         if (
             not updated
             and not Job.objects.filter(pk=self.job.pk, attempts=self.attempt, state=JobState.RUNNING).exists()
@@ -873,10 +888,54 @@ class JobContext:
             raise JobLost(str(self.job.pk))
         return updated
 
+    def fenced_update_later(self, queryset: models.QuerySet[Any], **fields: Any) -> None:
+        """`fenced_update`, sent with the run's next write to its job row (the next step's start,
+        progress, or the end of the job) instead of in a round trip of its own.
+
+        Only for what the step that writes it would find and write again if it ran again: the step's
+        "done" entry rides on that same write (after this statement, in its transaction), so if the
+        write is lost (the worker or PostgreSQL died first) the step isn't recorded as done and runs
+        again. E.g. the fabric's id for a VM the driver built: a re-run's create finds that VM by the
+        portal's id and returns it. The fence is this run's token, as for `fenced_update`; a run that
+        lost its claim writes nothing and learns it from the job row write (JobLost). Elsewhere (the
+        embedded SQLite, or inside a transaction of the handler's) it is `fenced_update`.
+        """
+        if not _hand_written_sql() or connection.in_atomic_block:
+            self.fenced_update(queryset, **fields)
+            return
+        self.deferred.append(self._fenced_update_sql(queryset, fields))
+
+    def take_deferred(self) -> list[Statement]:
+        """The deferred resource writes, handed to whoever sends them next."""
+        deferred, self.deferred = self.deferred, []
+        return deferred
+
+    def _send_deferred(self) -> None:
+        if self.deferred:
+            *before, (sql, params) = self.take_deferred()
+            _execute(sql, params, async_commit=not connection.in_atomic_block, before=before)
+
+    def _fence(self) -> RawSQL:
+        # Spelled out: the ORM's Exists() costs more to build than the UPDATE takes to run.
+        return RawSQL(  # noqa: S611 (values are parameters)
+            f"EXISTS (SELECT 1 FROM {Job._meta.db_table} WHERE id = %s AND attempts = %s AND state = %s)",  # noqa: S608
+            (Job._meta.pk.get_db_prep_value(self.job.pk, connection), self.attempt, JobState.RUNNING.value),
+            output_field=BooleanField(),
+        )
+
+    def _fenced_update_sql(self, queryset: models.QuerySet[Any], fields: dict[str, Any]) -> Statement:
+        """QuerySet.update()'s statement for the fenced update, as SQL and parameters."""
+        query = cast(UpdateQuery, queryset.filter(self._fence()).query.chain(UpdateQuery))
+        query.add_update_values(fields)
+        assert not query.get_related_updates(), "a fenced update writes one table"
+        sql, params = query.get_compiler(queryset.db).as_sql()
+        return sql, params
+
     @contextmanager
     def guarded(self) -> Iterator[None]:
         """A transaction that holds this run's claim: resource writes inside it can't race a newer run."""
         with transaction.atomic():
+            self._send_deferred()
             owned = (
                 Job.objects.select_for_update()
                 .filter(pk=self.job.pk, attempts=self.attempt, state=JobState.RUNNING)
@@ -900,12 +959,17 @@ def _finish(
     error: str = "",
     *,
     pending: dict[str, Any] | None = None,
+    before: Sequence[Statement] = (),
     by_run: bool = False,
 ) -> bool:
     """End the job (fenced by attempt) and let its handler set the resource state, atomically.
-    `pending` are the run's own unwritten fields (its last step's log entry). `by_run`: the run
+    `pending` are the run's own unwritten fields (its last step's log entry), `before` its deferred
+    resource writes (`fenced_update_later`), sent first in the same transaction. `by_run`: the run
     ends its own job, a transaction committed asynchronously (see the module's docstring); a
     cancel or the sweeper commit as usual.
+
+    A run's own end on PostgreSQL is one statement when it can be (`_end_in_one_statement`): one
+    round trip instead of four (BEGIN, the job's UPDATE, the hooks' statements, COMMIT).
 
     The secret is wiped on success; a failed or cancelled job keeps it (encrypted) so it can be
     retried, until the sweeper wipes it after CANOPY_JOB_SECRET_RETENTION_SECONDS.
@@ -922,26 +986,127 @@ def _finish(
     if state == JobState.SUCCEEDED:
         fields.update(secret="", percent=100)
     async_commit = by_run and not connection.in_atomic_block and _hand_written_sql()  # only its own transaction
+    if async_commit and job.parent_id is None:
+        ended = _end_in_one_statement(job, attempt, fields, handler, before)
+        if ended is not None:
+            return ended
     with transaction.atomic():
-        updated = _job_update(job.pk, fields, attempt=attempt, unfinished=True, async_commit=async_commit)
+        updated = _job_update(
+            job.pk, fields, attempt=attempt, unfinished=True, async_commit=async_commit, before=before
+        )
         if not updated:
             return False
-        for name, value in fields.items():
-            if name != "finished_at":
-                setattr(job, name, value)
-        job.finished_at = timezone.now()
-        if handler is not None:
-            if state == JobState.SUCCEEDED:
-                handler.on_succeeded(job)
-            elif state == JobState.CANCELLED:
-                handler.on_cancelled(job)
-            else:
-                handler.on_failed(job)
+        _set_ended(job, fields)
+        _run_hooks(handler, job)
         # --- job groups: a child's end moves its parent, in this same transaction (portal.job_groups)
         if job.parent_id is not None:
             from portal.job_groups import child_ended
 
             child_ended(job)
+    return True
+
+
+def _set_ended(job: Job, fields: dict[str, Any]) -> None:
+    """The job in memory as its end writes it, for the hooks."""
+    for name, value in fields.items():
+        if name != "finished_at":
+            setattr(job, name, value)
+    job.finished_at = timezone.now()
+
+
+def _run_hooks(handler: JobHandler | None, job: Job) -> None:
+    if handler is None:
+        return
+    if job.state == JobState.SUCCEEDED:
+        handler.on_succeeded(job)
+    elif job.state == JobState.CANCELLED:
+        handler.on_cancelled(job)
+    else:
+        handler.on_failed(job)
+
+
+# --- a run's end in one statement (PostgreSQL) ----------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class EndPart:
+    """What a hook hands the framework to send inside the statement that ends its job, instead of
+    running a statement of its own (`job_end_part`).
+
+    `build(gate, prefix)` returns `(ctes, params, result)`: data-modifying CTEs (`name AS (...)`,
+    comma-separated, each name starting with `prefix`) that must write nothing unless the SQL
+    condition `gate` holds (it does when the job's end matched), their parameters in the order
+    they appear, and a SQL expression over them whose value is passed to `on_result(value)` once
+    the statement ran, if the job's end matched."""
+
+    build: Callable[[str, str], tuple[str, list[Any], str]]
+    on_result: Callable[[Any], None]
+
+
+_end_parts: threading.local = threading.local()
+
+
+def job_end_part(part: EndPart) -> bool:
+    """From a job's hook: hand `part` to the framework, which sends it in the one statement that
+    ends the job (and so in its transaction). False when the hooks run in a transaction of their
+    own instead (the slow path, or no job's end at all): then the caller runs its own statement."""
+    parts: list[EndPart] | None = getattr(_end_parts, "parts", None)
+    if parts is None:
+        return False
+    parts.append(part)
+    return True
+
+
+class _HookNeedsTransaction(Exception):
+    """A hook ran a statement of its own while its statements were being collected."""
+
+
+def _end_in_one_statement(
+    job: Job, attempt: int, fields: dict[str, Any], handler: JobHandler | None, before: Sequence[Statement]
+) -> bool | None:
+    """End the job in one round trip: `before` (the run's deferred resource writes, each fenced on
+    its own), then one statement whose first CTE is the fenced UPDATE of the job row and whose other
+    CTEs are the hooks' writes, each gated on that UPDATE having matched, so they take effect
+    together or not at all. Sent behind SET LOCAL synchronous_commit TO OFF as one implicit
+    transaction, like every write of the run.
+
+    The hooks run first, collecting what they hand over (`job_end_part`, e.g. a state transition).
+    A hook that runs any statement of its own is refused before that statement is sent; then this
+    returns None, having written nothing, and `_finish` runs the hooks again in a transaction
+    (so hooks should do nothing but database writes). Returns whether the job's end matched."""
+    _set_ended(job, fields)
+    parts: list[EndPart] = []
+    refused: list[str] = []
+
+    def refuse(execute: Any, sql: str, params: Any, many: bool, context: Any) -> Any:
+        refused.append(sql)
+        raise _HookNeedsTransaction(sql)
+
+    _end_parts.parts = parts
+    try:
+        with connection.execute_wrapper(refuse):
+            _run_hooks(handler, job)
+    except _HookNeedsTransaction:
+        pass
+    finally:
+        _end_parts.parts = None
+    if refused:  # even if the hook caught the refusal
+        return None
+    update, params = _job_update_sql(
+        job.pk, fields, attempt=attempt, running=False, before_deadline=False, unfinished=True
+    )
+    ctes, results = [f"ended AS ({update} RETURNING 1)"], ["(SELECT count(*) FROM ended)"]
+    for n, part in enumerate(parts):
+        part_ctes, part_params, result = part.build("EXISTS (SELECT 1 FROM ended)", f"part{n}_")
+        ctes.append(part_ctes)
+        params += part_params
+        results.append(result)
+    sql = f"WITH {', '.join(ctes)} SELECT {', '.join(results)}"
+    row = _execute(sql, params, async_commit=True, before=before).fetchone()
+    if not row[0]:
+        return False
+    for part, value in zip(parts, row[1:], strict=True):
+        part.on_result(value)
     return True
 
 
@@ -951,8 +1116,14 @@ def _backoff(attempt: int) -> float:
     return min(base * 2 ** max(0, attempt - 1), settings.CANOPY_JOB_RETRY_BACKOFF_MAX_SECONDS)
 
 
-def _requeue_after_transient(job: Job, attempt: int, exc: BaseException) -> float | None:
-    """Put a transiently failed run back in the queue with backoff; None if no attempt is left."""
+def _requeue_after_transient(
+    job: Job, attempt: int, exc: BaseException, *, before: Sequence[Statement] = ()
+) -> float | None:
+    """Put a transiently failed run back in the queue with backoff; None if no attempt is left.
+    `before`: the run's deferred resource writes, sent first (each fenced on its own)."""
+    if before:
+        *first, (sql, params) = before
+        _execute(sql, params, async_commit=False, before=first)
     if attempt >= job.max_attempts:
         return None
     delay = _backoff(attempt)
@@ -997,22 +1168,38 @@ def job_execute(job_id: str) -> str | None:
         )
         return None
     except JobTimedOut:
-        _finish(job, attempt, JobState.FAILED, _timeout_message(job), pending=ctx.pending, by_run=True)
+        _finish(
+            job,
+            attempt,
+            JobState.FAILED,
+            _timeout_message(job),
+            pending=ctx.pending,
+            before=ctx.take_deferred(),
+            by_run=True,
+        )
         return JobState.FAILED
     except Exception as exc:
         ctx.fail_prestarted(exc)
         if isinstance(exc, tuple(_transient_errors)):
-            delay = _requeue_after_transient(job, attempt, exc)
+            delay = _requeue_after_transient(job, attempt, exc, before=ctx.take_deferred())
             if delay is not None:
                 job_dispatch(str(job.pk), countdown=delay)
                 return JobState.QUEUED
         elif not isinstance(exc, tuple(_user_errors)):
             logger.error("job %s failed:\n%s", job_id, traceback.format_exc())
-        _finish(job, attempt, JobState.FAILED, _user_message(exc), pending=ctx.pending, by_run=True)
+        _finish(
+            job,
+            attempt,
+            JobState.FAILED,
+            _user_message(exc),
+            pending=ctx.pending,
+            before=ctx.take_deferred(),
+            by_run=True,
+        )
         return JobState.FAILED
     finally:
         heartbeat.stop()
-    _finish(job, attempt, JobState.SUCCEEDED, pending=ctx.pending, by_run=True)
+    _finish(job, attempt, JobState.SUCCEEDED, pending=ctx.pending, before=ctx.take_deferred(), by_run=True)
     return JobState.SUCCEEDED
 
 

@@ -20,6 +20,7 @@ must compare-and-swap on the current state and must record the job; that is the 
 from __future__ import annotations
 
 import dataclasses
+import logging
 from collections.abc import Collection, Mapping
 from typing import Any
 
@@ -27,7 +28,10 @@ from django.db import connection, models, transaction
 from django.db.models.functions import Now
 
 from portal.exceptions import NotAllowed
+from portal.jobs import EndPart, job_end_part
 from portal.models import Job, StateTransition
+
+logger = logging.getLogger(__name__)
 
 
 class IllegalTransition(NotAllowed):
@@ -117,6 +121,53 @@ class StateMachine:
             setattr(obj, self.updated_field, entry.at)
         return entry
 
+    def transition_if_unchanged(
+        self,
+        obj: models.Model,
+        *,
+        source: str,
+        target: str,
+        job: Job | None = None,
+        actor: Any = None,
+        reason: str = "",
+    ) -> None:
+        """`transition()` for a job's hooks: if something else moved `obj` from `source` meanwhile,
+        its newer state stands (logged) and the job still ends; an illegal move still raises.
+
+        Since nothing depends on whether it moved, inside a run's end on PostgreSQL it is handed to
+        the job framework (portal.jobs.job_end_part) and sent inside the statement that ends the
+        job, gated on that end, instead of in a round trip of its own; `obj` is then not updated
+        in memory."""
+        if not self.allows(source, target):
+            label = f"{obj._meta.verbose_name} '{obj}'"
+            raise IllegalTransition(f"The {label} can't go from {source} to {target}.")
+        if connection.vendor == "postgresql":
+            sql, params = self._move_and_record_sql(obj, source, target, job=job, actor=actor, reason=reason)
+
+            def build(gate: str, prefix: str) -> tuple[str, list[Any], str]:
+                ctes = sql.format(moved=f"{prefix}moved", gate=f" AND {gate}", recorded=f"{prefix}recorded")
+                return ctes, list(params), f"EXISTS (SELECT 1 FROM {prefix}recorded)"  # noqa: S608
+
+            def on_result(moved: bool) -> None:
+                if not moved:
+                    self._left_newer(obj, source, job)
+
+            if job_end_part(EndPart(build, on_result)):
+                return
+        try:
+            self.transition(obj, source=source, target=target, job=job, actor=actor, reason=reason)
+        except StaleTransition:
+            self._left_newer(obj, source, job)
+
+    def _left_newer(self, obj: models.Model, source: str, job: Job | None) -> None:
+        logger.warning(
+            "job %s: %s %s is no longer %s; leaving its newer state",
+            getattr(job, "pk", None),
+            obj._meta.verbose_name,
+            obj.pk,
+            source,
+        )
+
     def record_created(
         self, obj: models.Model, *, job: Job | None = None, actor: Any = None, reason: str = ""
     ) -> StateTransition:
@@ -140,25 +191,12 @@ class StateMachine:
         The times are `clock_timestamp()`, read after the UPDATE holds the resource's row lock, so a
         resource's history keeps the order its changes happened in (as the INSERT's own statement
         time does in the two-statement form)."""
-        meta, history = type(obj)._meta, StateTransition._meta
-        column = _column(meta, self.field)
-        sets = f'"{column}" = %s'
-        if self.updated_field:
-            sets += f', "{_column(meta, self.updated_field)}" = clock_timestamp()'
-        names = ("resource_type", "resource_id", "subscription", "from_state", "to_state", "job", "actor", "reason")
-        columns = ", ".join(f'"{_column(history, name)}"' for name in names)
-        # Names come from the models, values go as parameters.
-        sql = (
-            f'WITH moved AS (UPDATE "{meta.db_table}" SET {sets} WHERE "{meta.pk.column}" = %s AND "{column}" = %s'  # noqa: S608
-            f' RETURNING 1) INSERT INTO "{history.db_table}" ({columns}, "at")'
-            f' SELECT %s, %s, %s, %s, %s, %s, %s, %s, clock_timestamp() FROM moved RETURNING "id", "at"'
-        )
-        actor_id, subscription_id = self._who(obj, job=job, actor=actor)
-        values = (self.resource_type, str(obj.pk), subscription_id, source, target)
-        params = (target, meta.pk.get_db_prep_value(obj.pk, connection), source, *values)
+        template, params = self._move_and_record_sql(obj, source, target, job=job, actor=actor, reason=reason)
+        ctes = template.format(moved="moved", gate="", recorded="recorded")
         with connection.cursor() as cursor:
-            cursor.execute(sql, (*params, job.pk if job is not None else None, actor_id, reason))
+            cursor.execute(f'WITH {ctes} SELECT "id", "at" FROM recorded', params)  # noqa: S608
             row = cursor.fetchone()
+        actor_id, subscription_id = self._who(obj, job=job, actor=actor)
         if row is None:
             return None
         entry = StateTransition(
@@ -175,6 +213,36 @@ class StateMachine:
         )
         entry._state.adding, entry._state.db = False, connection.alias
         return entry
+
+    def _move_and_record_sql(
+        self, obj: models.Model, source: str, target: str, *, job: Job | None, actor: Any, reason: str
+    ) -> tuple[str, list[Any]]:
+        """The two CTEs of `_move_and_record`, as a template with `{moved}` and `{recorded}` (their
+        names) and `{gate}` (a further condition of the UPDATE, or ""), and their parameters."""
+        meta, history = type(obj)._meta, StateTransition._meta
+        column = _column(meta, self.field)
+        sets = f'"{column}" = %s'
+        if self.updated_field:
+            sets += f', "{_column(meta, self.updated_field)}" = clock_timestamp()'
+        names = ("resource_type", "resource_id", "subscription", "from_state", "to_state", "job", "actor", "reason")
+        columns = ", ".join(f'"{_column(history, name)}"' for name in names)
+        # Names come from the models, values go as parameters; braces are the template's.
+        template = (
+            f'{{moved}} AS (UPDATE "{meta.db_table}" SET {sets} WHERE "{meta.pk.column}" = %s AND "{column}" = %s'  # noqa: S608
+            f'{{gate}} RETURNING 1), {{recorded}} AS (INSERT INTO "{history.db_table}" ({columns}, "at")'
+            f' SELECT %s, %s, %s, %s, %s, %s, %s, %s, clock_timestamp() FROM {{moved}} RETURNING "id", "at")'
+        )
+        actor_id, subscription_id = self._who(obj, job=job, actor=actor)
+        params = [
+            target,
+            meta.pk.get_db_prep_value(obj.pk, connection),
+            source,
+            *(self.resource_type, str(obj.pk), subscription_id, source, target),
+            job.pk if job is not None else None,
+            actor_id,
+            reason,
+        ]
+        return template, params
 
     def _who(self, obj: models.Model, *, job: Job | None, actor: Any) -> tuple[Any, Any]:
         """The actor recorded (`actor`, else whoever started `job`) and the resource's subscription."""
