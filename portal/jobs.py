@@ -39,14 +39,22 @@ disk, which on a busy server is most of a short job's time. What that risks, and
   idempotent (drivers key the fabric's objects by the portal's ids), so work the fabric did after
   the lost commit is found, not repeated. A lost end takes its state hooks with it (one transaction).
 - Writes a person made (creating, cancelling, retrying a job) and the sweeper's stay synchronous.
+
+A run sends few round trips: the claim reads the job's target in the same one; a resource write
+that a re-run would repeat (the fabric's id) rides on the run's next job-row write
+(`JobContext.fenced_update_later`); and the end is one statement when the hooks hand their writes
+over (`job_end_part`). The statements are prepared once per worker session (`_send`): planning
+them on every job took PostgreSQL longer than running them.
 """
 
 from __future__ import annotations
 
 import contextlib
 import functools
+import hashlib
 import logging
 import os
+import re
 import threading
 import time
 import traceback
@@ -57,7 +65,15 @@ from datetime import timedelta
 from typing import Any, ClassVar, TypeVar, cast
 
 from django.conf import settings
-from django.db import InterfaceError, OperationalError, close_old_connections, connection, models, transaction
+from django.db import (
+    InterfaceError,
+    OperationalError,
+    ProgrammingError,
+    close_old_connections,
+    connection,
+    models,
+    transaction,
+)
 from django.db.models import BooleanField, F, Q
 from django.db.models.expressions import RawSQL
 from django.db.models.functions import Coalesce, Now
@@ -309,16 +325,105 @@ def _execute(sql: str, params: Any, *, async_commit: bool, before: Sequence[Stat
     """Run one statement, after the `before` ones, in one round trip; returns the cursor at the
     last statement's result. With `async_commit`, commit them asynchronously (see the module's
     docstring): in autocommit mode the SET LOCAL and the statements form one implicit transaction."""
+    return _send([*before, (sql, params)], async_commit=async_commit).result(len(before))
+
+
+class _Sent:
+    """The results of statements sent in one round trip: `result(i)` moves the cursor to the i-th
+    statement's (past the SET LOCAL and any PREPARE), forward only."""
+
+    def __init__(self, cursor: Any, positions: list[int]) -> None:
+        self.cursor, self._positions, self._at = cursor, positions, 0
+
+    def result(self, i: int) -> Any:
+        while self._at < self._positions[i]:
+            self.cursor.nextset()
+            self._at += 1
+        return self.cursor
+
+
+def _send(statements: Sequence[Statement], *, async_commit: bool, retry: bool = True) -> _Sent:
+    """Send the statements in one execute (client-side binding, so one round trip), each as a
+    prepared statement of this session (`_SessionStatements`), behind the SET LOCAL if asked."""
     cursor = connection.cursor()
-    if before:
-        sql = ";\n".join([*(text for text, _ in before), sql])
-        params = [*(p for _, values in before for p in values), *params]
+    session = _SessionStatements.of(connection)
+    texts: list[str] = []
+    values: list[Any] = []
+    positions: list[int] = []
+    prepared: list[str] = []
     if async_commit:
-        sql = _ASYNC_COMMIT + sql
-    cursor.execute(sql, params)
-    for _ in range(len(before) + async_commit):
-        cursor.nextset()
-    return cursor
+        texts.append(_ASYNC_COMMIT.rstrip("; "))
+    if session.unsure:  # an earlier batch failed: which of its PREPAREs ran is unknown
+        texts.append("DEALLOCATE ALL")
+        session.names.clear()
+    for sql, params in statements:
+        named = _prepared_form(sql)
+        if named is None or (named[0] not in session.names and len(session.names) >= _MAX_PREPARED):
+            texts.append(sql)
+        else:
+            name, numbered, count = named
+            assert count == len(params), "one parameter per placeholder"
+            if name not in session.names:
+                texts.append(f"PREPARE {name} AS {numbered}")
+                prepared.append(name)
+            texts.append(f"EXECUTE {name}({', '.join(['%s'] * count)})" if count else f"EXECUTE {name}")
+        positions.append(len(texts) - 1)
+        values.extend(params)
+    session.unsure = True
+    try:
+        cursor.execute(";\n".join(texts), values)
+    except ProgrammingError as exc:
+        # The session lost statements we prepared (a DEALLOCATE or DISCARD we didn't send): outside
+        # a transaction the failed batch wrote nothing, so send it again, preparing everything.
+        lost = getattr(exc.__cause__, "sqlstate", None) == "26000"  # invalid_sql_statement_name
+        if not lost or connection.in_atomic_block or not retry:
+            raise
+        return _send(statements, async_commit=async_commit, retry=False)
+    session.unsure = False
+    session.names.update(prepared)
+    return _Sent(cursor, positions)
+
+
+# Statements prepared per session at most (the texts a run sends are a few dozen at most).
+_MAX_PREPARED = 200
+_PLACEHOLDER = re.compile(r"%%|%s")
+
+
+@functools.lru_cache(maxsize=_MAX_PREPARED)
+def _prepared_form(sql: str) -> tuple[str, str, int] | None:
+    """The name and the PREPARE text ($1, $2... for %s) of a statement a run sends, by its text.
+
+    A run sends the same few statement texts with new values each time: PostgreSQL parses and
+    plans each text once per session (then reuses a generic plan), instead of on every job, where
+    planning took longer than running them."""
+    count = 0
+
+    def number(match: re.Match[str]) -> str:
+        nonlocal count
+        if match.group() == "%%":
+            return "%%"  # still goes through the client-side binding of the whole batch
+        count += 1
+        return f"${count}"
+
+    numbered = _PLACEHOLDER.sub(number, sql)
+    return f"canopy_{hashlib.sha1(numbered.encode(), usedforsecurity=False).hexdigest()[:24]}", numbered, count
+
+
+class _SessionStatements:
+    """The statements prepared in the current session of a connection (a new session, after a
+    reconnect, has none). `unsure` while a batch is in flight: if it failed, some of its PREPAREs
+    may have run, so the next batch starts with DEALLOCATE ALL."""
+
+    def __init__(self, raw: Any) -> None:
+        self.raw, self.names, self.unsure = raw, set[str](), False
+
+    @classmethod
+    def of(cls, conn: Any) -> _SessionStatements:
+        state = getattr(conn, "_canopy_statements", None)
+        if state is None or state.raw is not conn.connection:
+            state = cls(conn.connection)
+            conn._canopy_statements = state
+        return cast(_SessionStatements, state)
 
 
 def _job_update(
@@ -453,16 +558,18 @@ def _claim_hand_written(job_id: str) -> tuple[Job | None, Any]:
     key = Job._meta.pk.to_python(job_id)
     firsts = _first_steps(_iso_now())
     deadlines = {kind: h.deadline() for kind, h in _handlers.items()}
-    sql, params = (
-        _CLAIM_SQL,
-        [
-            float(settings.CANOPY_JOB_DEADLINE_SECONDS),
-            _JOB_FIELDS["params"].get_db_prep_save(firsts, connection),
-            _JOB_FIELDS["params"].get_db_prep_save(deadlines, connection),
-            key,
-            float(settings.CANOPY_JOB_STALE_SECONDS),
-        ],
-    )
+    statements: list[Statement] = [
+        (
+            _CLAIM_SQL,
+            [
+                float(settings.CANOPY_JOB_DEADLINE_SECONDS),
+                _JOB_FIELDS["params"].get_db_prep_save(firsts, connection),
+                _JOB_FIELDS["params"].get_db_prep_save(deadlines, connection),
+                key,
+                float(settings.CANOPY_JOB_STALE_SECONDS),
+            ],
+        )
+    ]
     reads: dict[str, int] = {}  # kind -> which SELECT reads its target
     for n, (query, kinds) in enumerate(_target_queries().items()):
         pk = query.model._meta.pk
@@ -471,12 +578,10 @@ def _claim_hand_written(job_id: str) -> tuple[Job | None, Any]:
             f"(SELECT CAST(target_id AS {pk.db_type(connection)}) FROM {Job._meta.db_table}"  # noqa: S608
             f" WHERE id = %s AND kind IN ({', '.join(['%s'] * len(kinds))}))"
         )
-        select, select_params = query.keyed_by(target_id, [key, *kinds])
-        sql += ";\n" + select
-        params += select_params
-        reads.update(dict.fromkeys(kinds, n))
-    cursor = _execute(sql, params, async_commit=not connection.in_atomic_block)
-    row = cursor.fetchone()
+        statements.append(query.keyed_by(target_id, [key, *kinds]))
+        reads.update(dict.fromkeys(kinds, n + 1))
+    sent = _send(statements, async_commit=not connection.in_atomic_block)
+    row = sent.result(0).fetchone()
     if row is None:
         return None, None
     values = list(row)
@@ -486,9 +591,7 @@ def _claim_hand_written(job_id: str) -> tuple[Job | None, Any]:
     job = Job.from_db(connection.alias, _JOB_NAMES, values)
     target = None
     if job.kind in reads:
-        for _ in range(reads[job.kind] + 1):
-            cursor.nextset()
-        target_row = cursor.fetchone()
+        target_row = sent.result(reads[job.kind]).fetchone()
         handler = _handlers[job.kind]
         if target_row is not None and handler.target_query is not None:
             target = handler.target_query.from_row(target_row)

@@ -192,3 +192,34 @@ def test_a_hook_that_swallows_the_refusal_of_its_statement_still_writes(world):
     assert jobs.job_execute(str(job.pk)) == JobState.SUCCEEDED
     assert Plan.objects.get(pk=plan.pk).name == "Ended by its job"
     assert Job.objects.get(pk=job.pk).state == JobState.SUCCEEDED
+
+
+def _prepared() -> int:
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT count(*) FROM pg_prepared_statements WHERE name LIKE 'canopy%%'")
+        return int(cursor.fetchone()[0])
+
+
+def test_a_runs_statements_are_prepared_once_per_session_not_per_job(world):
+    """Their texts don't change with the job: PostgreSQL plans each once per worker session."""
+    made = [factories.make_vm_job(*world, f"web{i:02d}") for i in range(4)]
+    for vm, job in made[:2]:
+        _in_a_burst(vm)
+        assert jobs.job_execute(str(job.pk)) == JobState.SUCCEEDED
+    prepared = _prepared()
+    assert prepared >= 3  # the claim, its VM read, the end
+    for vm, job in made[2:]:
+        _in_a_burst(vm)
+        assert jobs.job_execute(str(job.pk)) == JobState.SUCCEEDED
+    assert _prepared() == prepared
+
+
+def test_jobs_still_run_when_the_session_lost_its_prepared_statements(world):
+    (vm1, first), (vm2, second) = (factories.make_vm_job(*world, name) for name in ("web01", "web02"))
+    _in_a_burst(vm1)
+    assert jobs.job_execute(str(first.pk)) == JobState.SUCCEEDED
+    with connection.cursor() as cursor:
+        cursor.execute("DEALLOCATE ALL")  # e.g. an administrator's DISCARD ALL
+    assert jobs.job_execute(str(second.pk)) == JobState.SUCCEEDED
+    assert VirtualMachine.objects.get(pk=vm2.pk).state == VMState.RUNNING
+    assert _prepared() >= 3
