@@ -130,6 +130,10 @@ class JobHandler:
 
     The hooks set the resource's state; they run inside the transaction that ends the job (or that
     puts a failed job back in the queue, for `prepare_retry`), so resource state always follows it.
+    When a run ends its own job, the hooks are first run collecting what they hand over
+    (`job_end_part`, e.g. `StateMachine.transition_if_unchanged`), to send it within the statement
+    that ends the job; a hook that runs a statement of its own is run again inside a transaction
+    (see `_end_in_one_statement`), so hooks should do nothing but database writes.
     """
 
     kind: ClassVar[str]
