@@ -367,7 +367,7 @@ def _send(statements: Sequence[Statement], *, async_commit: bool, retry: bool = 
         else:
             name, numbered, count = named
             assert count == len(params), "one parameter per placeholder"
-            if name not in session.names:
+            if name not in session.names and name not in prepared:
                 texts.append(f"PREPARE {name} AS {numbered}")
                 prepared.append(name)
             texts.append(f"EXECUTE {name}({', '.join(['%s'] * count)})" if count else f"EXECUTE {name}")

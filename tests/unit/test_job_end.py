@@ -47,6 +47,18 @@ class SwallowingHook(jobs.JobHandler):
             logger.exception("swallowed")
 
 
+@jobs.register
+class RenamesTwice(jobs.JobHandler):
+    """Hands on two resource writes of the same shape: sent together with the job's end."""
+
+    kind = "test.renames_twice"
+    steps = (jobs.Step("Rename", "rename", 100),)
+
+    def rename(self, ctx: jobs.JobContext, target: object) -> None:
+        for name in ("First name", "Second name"):
+            ctx.fenced_update_later(Plan.objects.filter(pk=ctx.job.target_id), name=name)
+
+
 @pytest.fixture
 def world(tmp_path, monkeypatch, settings):
     if connection.vendor != "postgresql":
@@ -223,3 +235,10 @@ def test_jobs_still_run_when_the_session_lost_its_prepared_statements(world):
     assert jobs.job_execute(str(second.pk)) == JobState.SUCCEEDED
     assert VirtualMachine.objects.get(pk=vm2.pk).state == VMState.RUNNING
     assert _prepared() >= 3
+
+
+def test_deferred_writes_of_the_same_shape_are_all_sent_in_order(world):
+    plan = Plan.objects.create(name="Target")
+    job = jobs.job_create(kind="test.renames_twice", target=plan)
+    assert jobs.job_execute(str(job.pk)) == JobState.SUCCEEDED
+    assert Plan.objects.get(pk=plan.pk).name == "Second name"
