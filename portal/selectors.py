@@ -18,6 +18,16 @@ def job_list(*, user: Any) -> QuerySet[Job]:
     return Job.objects.visible_to(user)
 
 
+# The drawer lists this many of the user's newest jobs: a bounded list, the same cost at any history.
+NOTIFICATIONS_SHOWN = 20
+
+
+def notification_jobs(*, user: Any) -> QuerySet[Job]:
+    """The actions the user started (newest first), within what the one access rule lets them see:
+    the notifications drawer lists them. A group's children show on its parent's page, not here."""
+    return job_list(user=user).filter(created_by=user, parent__isnull=True)
+
+
 def jobs_waiting_for_worker(*, user: Any) -> QuerySet[Job]:
     """Queued jobs due for longer than CANOPY_JOB_WAITING_SECONDS (database time): no worker is taking
     jobs, or the broker is down. The staff overview warns about them."""

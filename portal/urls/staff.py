@@ -25,6 +25,7 @@ urlpatterns = [
     path("login/verify/", security.sign_in_verify, name="login-verify"),
     path("logout/", auth.sign_out, name="logout"),
     path("jobs/status/", jobs.job_statuses, name="job-statuses"),
+    path("notifications/", jobs.notifications, name="notifications"),
     *auth.password_urls(),
     path("api/v1/", include((api, "staff-api"))),
     path("", include((pages, "staff"))),

@@ -23,6 +23,7 @@ urlpatterns = [
     path("login/", auth.SignInView.as_view(), name="login"),
     path("logout/", auth.sign_out, name="logout"),
     path("jobs/status/", jobs.job_statuses, name="job-statuses"),
+    path("notifications/", jobs.notifications, name="notifications"),
     path("signup/", auth.SignUpView.as_view(), name="signup"),
     path("verify-email/resend/", auth.verify_email_resend, name="verify-email-resend"),
     path("verify-email/<str:token>/", auth.verify_email, name="verify-email"),

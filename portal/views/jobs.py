@@ -19,11 +19,12 @@ from typing import Any
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import render
 from django.template.loader import render_to_string
+from django.views.decorators.http import require_GET
 
 from portal.access import Capability, capability_required
 from portal.models import Job
 from portal.pagination import CursorPagination
-from portal.selectors import job_get, job_list
+from portal.selectors import NOTIFICATIONS_SHOWN, job_get, job_list, notification_jobs
 
 # As many as a page shows at most; a longer list is cut, not an error.
 MAX_POLLED_JOBS = CursorPagination.max_page_size
@@ -99,3 +100,20 @@ def job_detail(request: HttpRequest, pk: str) -> HttpResponse:
     )
     context = {"job": job, "children": children, "polled": [job, *children]}
     return render(request, "components/job_detail_page.html", context)
+
+
+@capability_required(Capability.VIEW, tenants=True)
+@require_GET
+def notifications(request: HttpRequest) -> HttpResponse:
+    """The notifications drawer: the user's newest jobs with their progress, result and Retry. The top
+    bar loads it with htmx (`?part=count` is its running count, `?part=close` empties it); without
+    JavaScript its button is a link to it as a page. One query whatever the history's length."""
+    part = request.GET.get("part", "")
+    if part == "close":
+        return HttpResponse("")
+    jobs = list(notification_jobs(user=request.user)[:NOTIFICATIONS_SHOWN])
+    context = {"jobs": jobs, "running": sum(1 for job in jobs if not job.is_finished)}
+    if part == "count":
+        return render(request, "components/notifications_count.html", context)
+    page = "components/notifications_drawer.html" if request.htmx else "components/notifications_page.html"
+    return render(request, page, context)
