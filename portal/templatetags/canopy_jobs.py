@@ -23,8 +23,10 @@ def can_retry(job: Job) -> bool:
 
 
 @register.inclusion_tag("components/job_poller.html")
-def job_poller(jobs: Job | Iterable[Job] | None, url_name: str = "job-statuses") -> dict[str, Any]:
+def job_poller(
+    jobs: Job | Iterable[Job] | None, url_name: str = "job-statuses", poller_id: str = "job-poller"
+) -> dict[str, Any]:
     """Polls `jobs` (one job, a list, or None) while any runs; renders nothing when none does."""
     if jobs is None or isinstance(jobs, Job):
         jobs = [jobs] if jobs is not None else []
-    return poller_context(jobs, reverse(url_name))
+    return poller_context(jobs, reverse(url_name), poller_id=poller_id)

@@ -40,10 +40,18 @@ def job_version(job: Job) -> str:
     return f"{zlib.crc32(f'{job.state}|{job.percent}|{job.step}'.encode()):08x}"
 
 
-def poller_context(jobs: Iterable[Job | None], url: str, *, oob: bool = False) -> dict[str, Any]:
+# The pollers a page may hold: its own, and the notifications drawer's. Each answer replaces only
+# the poller that asked, so the drawer never takes over (or stops) the page's poll.
+POLLER_IDS = ("job-poller", "drawer-poller")
+
+
+def poller_context(
+    jobs: Iterable[Job | None], url: str, *, oob: bool = False, poller_id: str = "job-poller"
+) -> dict[str, Any]:
     """Context of components/job_poller.html: the running jobs among `jobs`, each with its version."""
     running = [job for job in jobs if job is not None and not job.is_finished]
-    return {"ids": ",".join(f"{job.pk}.{job_version(job)}" for job in running), "url": url, "oob": oob}
+    ids = ",".join(f"{job.pk}.{job_version(job)}" for job in running)
+    return {"ids": ids, "url": url, "oob": oob, "poller_id": poller_id}
 
 
 def _polled(raw: str) -> dict[str, str]:
@@ -74,7 +82,10 @@ def job_poll_response(request: HttpRequest, *, finished_rows: FinishedRows | Non
     parts.append(rows)
     following += [job for job in shown if str(job.pk) not in polled]
     if following and {str(job.pk): job_version(job) for job in following} != polled:
-        context = poller_context(following, request.path, oob=True)
+        poller_id = request.GET.get("poller", "")
+        context = poller_context(
+            following, request.path, oob=True, poller_id=poller_id if poller_id in POLLER_IDS else POLLER_IDS[0]
+        )
         parts.append(render_to_string("components/job_poller.html", context, request))
     response = HttpResponse("".join(parts), status=200 if following else HTTP_STOP_POLLING)
     if finished:

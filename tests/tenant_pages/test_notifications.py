@@ -89,3 +89,21 @@ def test_the_drawer_is_bounded_and_its_queries_do_not_grow(
     with django_assert_num_queries(4):
         body = tenant_client.get(reverse("notifications"), headers=HTMX).content.decode()
     assert len(drawer_jobs(body)) == min(count, NOTIFICATIONS_SHOWN)
+
+
+def test_the_drawer_polls_on_its_own_poller_beside_the_pages(tenant_client, tenant_user, subscription, endpoint):
+    """A page that already follows jobs (a VM page) keeps its own poll when the drawer opens: the
+    drawer's poll answers replace the drawer's poller only, never the page's."""
+    factories.make_vm(subscription, endpoint, "web02", run=False, created_by=tenant_user)
+    running = Job.objects.get(created_by=tenant_user)
+    drawer = tenant_client.get(reverse("notifications"), headers=HTMX).content.decode()
+    assert 'id="drawer-poller"' in drawer and 'id="job-poller"' not in drawer
+    assert "&amp;poller=drawer-poller" in drawer
+
+    url = reverse("job-statuses")
+    answer = tenant_client.get(f"{url}?ids={running.pk}.stale&poller=drawer-poller", headers=HTMX).content.decode()
+    assert 'id="drawer-poller"' in answer and 'id="job-poller"' not in answer
+    answer = tenant_client.get(f"{url}?ids={running.pk}.stale", headers=HTMX).content.decode()
+    assert 'id="job-poller"' in answer and 'id="drawer-poller"' not in answer
+    answer = tenant_client.get(f"{url}?ids={running.pk}.stale&poller=evil", headers=HTMX).content.decode()
+    assert 'id="job-poller"' in answer and "evil" not in answer
