@@ -126,5 +126,8 @@ def notifications(request: HttpRequest) -> HttpResponse:
     context = {"jobs": jobs, "running": sum(1 for job in jobs if not job.is_finished)}
     if part == "count":
         return render(request, "components/notifications_count.html", context)
+    if request.htmx and request.htmx.current_url_abs_path:
+        # Retry in the drawer goes back to the page the drawer was opened on (checked by safe_next).
+        context["back_url"] = request.htmx.current_url_abs_path
     page = "components/notifications_drawer.html" if request.htmx else "components/notifications_page.html"
     return render(request, page, context)

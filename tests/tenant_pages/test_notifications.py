@@ -60,10 +60,15 @@ def test_a_failed_job_shows_its_error_and_a_retry_that_runs_it_again(
     jobs.job_execute(str(job.pk))
     works_again()
 
-    drawer = tenant_client.get(reverse("notifications"), headers=HTMX).content.decode()
+    vm_page = reverse("tenant:vm", args=[_vm.pk])
+    opened_on = {**HTMX, "HX-Current-URL": f"http://testserver{vm_page}"}
+    drawer = tenant_client.get(reverse("notifications"), headers=opened_on).content.decode()
     retry = reverse("tenant:job-retry", args=[job.pk])
     assert "Cloud is full." in drawer and f'action="{retry}"' in drawer
-    tenant_client.post(retry)
+    # Retry goes back to the page the drawer was opened on, not to the notifications page.
+    assert f'name="next" value="{vm_page}"' in drawer
+    response = tenant_client.post(retry, {"next": vm_page})
+    assert response.status_code == 302 and response["Location"] == vm_page
     assert Job.objects.get(pk=job.pk).state == JobState.QUEUED
 
 
